@@ -1,0 +1,43 @@
+//! The Paddock plugin SDK.
+//!
+//! A Paddock plugin is a WebAssembly component built for `wasm32-wasip2`
+//! against the WIT package `paddock:plugin` (the `wit/` directory of the
+//! Paddock repository). This crate hides the generated bindings: an agent
+//! adapter is an implementation of [`agent::AgentAdapter`] plus one
+//! [`export_agent!`] call, and the same code builds natively for tests.
+//!
+//! ```toml
+//! [lib]
+//! crate-type = ["cdylib", "rlib"]
+//! ```
+//!
+//! ```sh
+//! cargo build --release --target wasm32-wasip2   # → target/wasm32-wasip2/release/<name>.wasm
+//! ```
+
+// Lets generated bindings name this crate by its public path, which is what
+// the export macro expands to in a plugin's crate.
+extern crate self as paddock_sdk;
+
+pub mod agent;
+pub mod log;
+pub mod testing;
+
+#[cfg(target_arch = "wasm32")]
+#[doc(hidden)]
+pub mod glue;
+
+/// The version of the WIT package this SDK builds against.
+pub const WIT_VERSION: &str = "0.1.0";
+
+/// Exports an [`agent::AgentAdapter`] as the plugin's `agent-adapter`.
+/// Call it once, at the crate root. It expands to nothing on native targets.
+#[macro_export]
+macro_rules! export_agent {
+    ($adapter:ty) => {
+        #[cfg(target_arch = "wasm32")]
+        type __PaddockAgentComponent = $crate::glue::agent::Component<$adapter>;
+        #[cfg(target_arch = "wasm32")]
+        $crate::glue::agent::__export_agent!(__PaddockAgentComponent);
+    };
+}
