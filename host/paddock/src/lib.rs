@@ -1,1 +1,9 @@
+//! Paddock: runs coding agents in sandboxes on behalf of a platform.
+//!
+//! This crate is the host. [`plugin`] runs the WebAssembly plugins (agent
+//! adapters, and later credential brokers and sandbox providers); [`config`]
+//! reads the operator's configuration; [`cli`] is the `paddock` command.
 
+pub mod cli;
+pub mod config;
+pub mod plugin;

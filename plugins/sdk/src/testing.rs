@@ -83,7 +83,10 @@ pub fn assert_golden(path: &Path, events: &[AgentEvent]) {
         return;
     }
     let expected = std::fs::read_to_string(path).unwrap_or_else(|e| {
-        panic!("reading {}: {e} (run with PADDOCK_UPDATE_GOLDEN=1 to create it)", path.display())
+        panic!(
+            "reading {}: {e} (run with PADDOCK_UPDATE_GOLDEN=1 to create it)",
+            path.display()
+        )
     });
     if expected != actual {
         let (line, exp, act) = expected
@@ -120,7 +123,10 @@ pub fn check_fixtures<A: AgentAdapter>(dir: &Path) -> BTreeMap<String, Vec<Agent
         let whole = parse::<A>(case.context.clone(), &stdout, 0, case.end);
         for chunk in CHUNKINGS {
             let split = parse::<A>(case.context.clone(), &stdout, chunk, case.end);
-            assert_eq!(split, whole, "{name}: {chunk}-byte chunks parse differently");
+            assert_eq!(
+                split, whole,
+                "{name}: {chunk}-byte chunks parse differently"
+            );
         }
         assert_golden(&golden_path(dir, &name), &whole);
         all.insert(name, whole);
@@ -174,7 +180,9 @@ pub fn sample_run_specs() -> Vec<RunSpec> {
             ..base.clone()
         },
         RunSpec {
-            prompt: format!("{SECRET_PROMPT}\nwith a second line and \"quotes\" and $(shell) `ticks`"),
+            prompt: format!(
+                "{SECRET_PROMPT}\nwith a second line and \"quotes\" and $(shell) `ticks`"
+            ),
             ..base
         },
     ]
@@ -187,13 +195,23 @@ pub fn assert_prompt_not_in_argv<A: AgentAdapter>() {
         let exec = A::build_exec(spec.clone())
             .unwrap_or_else(|e| panic!("build_exec({spec:?}) failed: {e}"));
         for arg in &exec.argv {
-            assert!(!arg.contains("PROMPT-7f3a9c"), "prompt leaked into argv: {:?}", exec.argv);
+            assert!(
+                !arg.contains("PROMPT-7f3a9c"),
+                "prompt leaked into argv: {:?}",
+                exec.argv
+            );
         }
         for (k, v) in &exec.env {
             assert!(!v.contains("PROMPT-7f3a9c"), "prompt leaked into env {k}");
         }
-        let delivered = exec.stdin.as_deref().is_some_and(|s| s.contains(&spec.prompt))
+        let delivered = exec
+            .stdin
+            .as_deref()
+            .is_some_and(|s| s.contains(&spec.prompt))
             || exec.files.iter().any(|f| f.contents.contains(&spec.prompt));
-        assert!(delivered, "prompt is delivered neither on stdin nor in a file: {exec:?}");
+        assert!(
+            delivered,
+            "prompt is delivered neither on stdin nor in a file: {exec:?}"
+        );
     }
 }

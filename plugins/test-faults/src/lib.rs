@@ -8,11 +8,14 @@
 //! - `read PATH` reports whether the plugin can read the file `PATH`;
 //! - anything else is echoed as a `raw` event.
 //!
-//! Its `info().version` comes from the `PADDOCK_TEST_FAULTS_VERSION`
-//! compile-time variable so hot-reload tests can build distinguishable
-//! versions.
+//! Its `info().version` ends in [`BUILD_MARKER`]; hot-reload tests patch
+//! those bytes in the `.wasm` to make distinguishable versions of one
+//! plugin without building it twice.
 
 use paddock_sdk::agent::*;
+
+/// Eight bytes found once in the compiled plugin, for tests to patch.
+pub const BUILD_MARKER: &str = "build.AAAAAAAA";
 
 pub struct Faults;
 
@@ -23,7 +26,7 @@ impl AgentAdapter for Faults {
         AgentInfo {
             name: "test-faults".into(),
             display_name: "Test faults".into(),
-            version: option_env!("PADDOCK_TEST_FAULTS_VERSION").unwrap_or("1.0.0").into(),
+            version: format!("1.0.0+{BUILD_MARKER}"),
             binaries: vec!["true".into()],
             features: vec![],
         }

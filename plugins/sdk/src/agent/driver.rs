@@ -1,10 +1,10 @@
 //! Runs an adapter's [`Parser`] over a byte stream: line splitting, and the
 //! rule that every run ends with exactly one `result` per turn.
 
+use super::Parser;
 use super::event::{AgentError, AgentEvent, ErrorKind, ResultStatus, RunResult};
 use super::lines::LineBuffer;
 use super::spec::ProcessEnd;
-use super::Parser;
 
 /// Feeds chunks of stdout to a [`Parser`] line by line and, at the end,
 /// synthesizes the `result` the CLI did not write.
@@ -107,23 +107,38 @@ pub fn synthesize_result(end: ProcessEnd, session_id: Option<String>, out: &mut 
         }
         ProcessEnd::Exited(0) => (
             ResultStatus::Error,
-            Some((ErrorKind::Other, "the agent exited without reporting a result".to_owned())),
+            Some((
+                ErrorKind::Other,
+                "the agent exited without reporting a result".to_owned(),
+            )),
         ),
         ProcessEnd::Exited(code) => (
             ResultStatus::Error,
-            Some((ErrorKind::Other, format!("the agent exited with code {code} without reporting a result"))),
+            Some((
+                ErrorKind::Other,
+                format!("the agent exited with code {code} without reporting a result"),
+            )),
         ),
         ProcessEnd::Signaled(signal) => (
             ResultStatus::Error,
-            Some((ErrorKind::Other, format!("the agent was killed by signal {signal}"))),
+            Some((
+                ErrorKind::Other,
+                format!("the agent was killed by signal {signal}"),
+            )),
         ),
         ProcessEnd::TimedOut => (
             ResultStatus::Error,
-            Some((ErrorKind::Timeout, "the agent ran past its deadline and was stopped".to_owned())),
+            Some((
+                ErrorKind::Timeout,
+                "the agent ran past its deadline and was stopped".to_owned(),
+            )),
         ),
         ProcessEnd::Lost => (
             ResultStatus::Error,
-            Some((ErrorKind::Other, "the sandbox was lost while the agent ran".to_owned())),
+            Some((
+                ErrorKind::Other,
+                "the sandbox was lost while the agent ran".to_owned(),
+            )),
         ),
     };
     if let Some((kind, message)) = error {

@@ -315,7 +315,8 @@ mod tests {
             serde_json::to_string(&event).unwrap(),
             r#"{"type":"tool_use","id":"t1","name":"Bash","kind":"web_search","input":{"command":"ls"}}"#
         );
-        let back: AgentEvent = serde_json::from_str(&serde_json::to_string(&event).unwrap()).unwrap();
+        let back: AgentEvent =
+            serde_json::from_str(&serde_json::to_string(&event).unwrap()).unwrap();
         assert_eq!(back, event);
     }
 

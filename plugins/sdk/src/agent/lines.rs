@@ -81,11 +81,16 @@ mod tests {
     #[test]
     fn lines_split_across_chunks_are_joined() {
         let whole = split(&[b"{\"a\":1}\r\n\n{\"b\":2}\nlast"]);
-        let bytewise: Vec<&[u8]> = b"{\"a\":1}\r\n\n{\"b\":2}\nlast"
-            .chunks(1)
-            .collect();
+        let bytewise: Vec<&[u8]> = b"{\"a\":1}\r\n\n{\"b\":2}\nlast".chunks(1).collect();
         assert_eq!(split(&bytewise), whole);
-        assert_eq!(whole, vec![b"{\"a\":1}".to_vec(), b"{\"b\":2}".to_vec(), b"last".to_vec()]);
+        assert_eq!(
+            whole,
+            vec![
+                b"{\"a\":1}".to_vec(),
+                b"{\"b\":2}".to_vec(),
+                b"last".to_vec()
+            ]
+        );
     }
 
     #[test]

@@ -26,7 +26,7 @@ mod event;
 pub mod lines;
 mod spec;
 
-pub use driver::{synthesize_result, ParserDriver};
+pub use driver::{ParserDriver, synthesize_result};
 pub use event::*;
 pub use spec::*;
 

@@ -54,7 +54,11 @@ impl<A: AgentAdapter> wit::Guest for Component<A> {
                 base_url: g.base_url,
                 token_env: g.token_env,
             }),
-            options: spec.options.into_iter().map(|kv| (kv.key, kv.value)).collect(),
+            options: spec
+                .options
+                .into_iter()
+                .map(|kv| (kv.key, kv.value))
+                .collect(),
         };
         A::build_exec(spec)
             .map(|exec| wit::ExecSpec {

@@ -1,0 +1,219 @@
+//! The per-instance state every plugin store carries: WASI (with nothing
+//! granted by default), the memory limiter and the call deadline.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use tokio::io::AsyncWrite;
+use wasmtime::component::ResourceTable;
+use wasmtime::{ResourceLimiter, Store, UpdateDeadline};
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+
+use super::engine::PluginEngine;
+use super::error::PluginError;
+use super::limits::PluginLimits;
+
+/// Data of one plugin store.
+pub struct HostState {
+    pub(crate) plugin: Arc<str>,
+    wasi: WasiCtx,
+    table: ResourceTable,
+    limiter: MemoryCap,
+    /// When the call in progress must stop.
+    deadline: Instant,
+}
+
+impl WasiView for HostState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+/// Caps linear memory and remembers that the cap was hit, so a failed call
+/// can say "memory cap" instead of a bare trap.
+struct MemoryCap {
+    limit: usize,
+    hit: bool,
+}
+
+impl ResourceLimiter for MemoryCap {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.limit {
+            self.hit = true;
+            return Err(wasmtime::format_err!(
+                "memory cap of {} bytes exceeded",
+                self.limit
+            ));
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        // Tables hold function references; a million is far past any real
+        // plugin and stops a runaway one.
+        Ok(desired <= 1 << 20)
+    }
+}
+
+/// Makes a store for one instance of `plugin`, under `limits`.
+pub(crate) fn new_store(
+    engine: &PluginEngine,
+    plugin: &Arc<str>,
+    limits: &PluginLimits,
+    wasi: WasiCtx,
+) -> Store<HostState> {
+    let mut store = Store::new(
+        engine.engine(),
+        HostState {
+            plugin: plugin.clone(),
+            wasi,
+            table: ResourceTable::new(),
+            limiter: MemoryCap {
+                limit: limits.memory_bytes(),
+                hit: false,
+            },
+            deadline: Instant::now(),
+        },
+    );
+    store.limiter(|state| &mut state.limiter);
+    // Every epoch tick past the deadline check: yield to the executor while
+    // within the call's budget, interrupt once it is spent.
+    store.epoch_deadline_callback(|ctx| {
+        if Instant::now() >= ctx.data().deadline {
+            Ok(UpdateDeadline::Interrupt)
+        } else {
+            Ok(UpdateDeadline::Yield(1))
+        }
+    });
+    store
+}
+
+/// Runs one call into the plugin under the deadline of `limits`, and turns
+/// a failure into the [`PluginError`] that says what happened.
+pub(crate) async fn guarded<R>(
+    store: &mut Store<HostState>,
+    limits: &PluginLimits,
+    call: impl AsyncFnOnce(&mut Store<HostState>) -> wasmtime::Result<R>,
+) -> Result<R, PluginError> {
+    store.data_mut().deadline = Instant::now() + limits.call_timeout();
+    store.set_epoch_deadline(1);
+    match call(store).await {
+        Ok(value) => Ok(value),
+        Err(error) => Err(classify(store, limits, error)),
+    }
+}
+
+fn classify(
+    store: &Store<HostState>,
+    limits: &PluginLimits,
+    error: wasmtime::Error,
+) -> PluginError {
+    let plugin = store.data().plugin.to_string();
+    let error = if store.data().limiter.hit {
+        PluginError::MemoryCap {
+            plugin,
+            limit_mib: limits.memory_mib,
+        }
+    } else if matches!(
+        error.downcast_ref::<wasmtime::Trap>(),
+        Some(wasmtime::Trap::Interrupt)
+    ) {
+        PluginError::Deadline {
+            plugin,
+            timeout: limits.call_timeout(),
+        }
+    } else {
+        tracing::debug!(plugin = %plugin, error = ?error, "plugin call failed (full error)");
+        // The trap code says what happened; the wasm backtrace above it is
+        // for the debug log.
+        let message = match error.downcast_ref::<wasmtime::Trap>() {
+            Some(wasmtime::Trap::UnreachableCodeReached) => {
+                "wasm `unreachable` executed (a panic in the plugin)".to_owned()
+            }
+            Some(trap) => trap.to_string(),
+            None => format!("{error:#}"),
+        };
+        PluginError::Trap { plugin, message }
+    };
+    tracing::warn!(plugin = %store.data().plugin, %error, "plugin call failed");
+    error
+}
+
+/// A plugin's stdout or stderr: each write becomes a log line tagged with
+/// the plugin, so nothing a plugin prints is lost and nothing blocks it.
+pub struct LogStream {
+    plugin: Arc<str>,
+    stream: &'static str,
+}
+
+impl LogStream {
+    pub fn new(plugin: &str, stream: &'static str) -> Self {
+        Self {
+            plugin: plugin.into(),
+            stream,
+        }
+    }
+}
+
+impl IsTerminal for LogStream {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for LogStream {
+    fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
+        Box::new(LogWriter {
+            plugin: self.plugin.clone(),
+            stream: self.stream,
+        })
+    }
+}
+
+struct LogWriter {
+    plugin: Arc<str>,
+    stream: &'static str,
+}
+
+/// Longest piece of one write that reaches the log.
+const MAX_LOGGED_WRITE: usize = 4096;
+
+impl AsyncWrite for LogWriter {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let shown = &buf[..buf.len().min(MAX_LOGGED_WRITE)];
+        let text = String::from_utf8_lossy(shown);
+        let text = text.trim_end();
+        if !text.is_empty() {
+            tracing::info!(plugin = %self.plugin, stream = self.stream, truncated = buf.len() > shown.len(), "{text}");
+        }
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
