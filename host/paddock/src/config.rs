@@ -188,6 +188,14 @@ mod tests {
     }
 
     #[test]
+    fn the_example_config_is_valid_and_states_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/paddock.toml");
+        let config = Config::load(Some(&path), |_| None).unwrap();
+        assert_eq!(config.data_dir(), PathBuf::from(DEFAULT_DATA_DIR));
+        assert_eq!(config.plugins.limits, PluginLimits::default());
+    }
+
+    #[test]
     fn out_of_range_limits_name_the_key() {
         let err = load_str("[plugins.overrides.x]\nmemory_mib = 0\n", &[]).unwrap_err();
         assert!(

@@ -47,6 +47,14 @@ fn install(dir: &Path, name: &str, bytes: &[u8]) {
     std::fs::rename(&tmp, dir.join(name)).unwrap();
 }
 
+/// A small pool: tests run in parallel, each with its own engine.
+fn small() -> PluginsConfig {
+    PluginsConfig {
+        max_instances: Some(32),
+        ..PluginsConfig::default()
+    }
+}
+
 async fn host_with(config: PluginsConfig) -> (tempfile::TempDir, Arc<PluginHost>) {
     let dir = tempfile::tempdir().unwrap();
     install(dir.path(), "test-faults.wasm", &faults_wasm());
@@ -57,7 +65,7 @@ async fn host_with(config: PluginsConfig) -> (tempfile::TempDir, Arc<PluginHost>
 }
 
 fn limits(memory_mib: Option<u32>, call_timeout_ms: Option<u64>) -> PluginsConfig {
-    let mut config = PluginsConfig::default();
+    let mut config = small();
     config.overrides.insert(
         FAULTS.into(),
         LimitsOverride {
@@ -86,7 +94,7 @@ async fn feed_one(host: &PluginHost, line: &str) -> Result<Vec<AgentEvent>, Plug
 
 #[tokio::test]
 async fn a_trap_fails_that_parser_only() {
-    let (_dir, host) = host_with(PluginsConfig::default()).await;
+    let (_dir, host) = host_with(small()).await;
     let plugin = host.agent(FAULTS).unwrap();
     let mut parser = plugin.parser(&ParseContext::default()).await.unwrap();
     assert_eq!(
@@ -145,7 +153,7 @@ async fn unbounded_allocation_stops_at_the_memory_cap() {
 
 #[tokio::test]
 async fn a_trap_in_build_exec_is_an_error_for_that_call() {
-    let (_dir, host) = host_with(PluginsConfig::default()).await;
+    let (_dir, host) = host_with(small()).await;
     let plugin = host.agent(FAULTS).unwrap();
     let spec = |prompt: &str| RunSpec {
         prompt: prompt.into(),
@@ -165,7 +173,7 @@ async fn plugins_see_no_environment_and_no_files_unless_granted() {
     let files = tempfile::tempdir().unwrap();
     std::fs::write(files.path().join("note.txt"), "hello").unwrap();
 
-    let (_dir, host) = host_with(PluginsConfig::default()).await;
+    let (_dir, host) = host_with(small()).await;
     let denied = raw_lines(
         &feed_one(&host, "env PADDOCK_TEST_GRANTED_VAR")
             .await
@@ -177,7 +185,7 @@ async fn plugins_see_no_environment_and_no_files_unless_granted() {
     let denied = raw_lines(&feed_one(&host, "read /etc/hostname").await.unwrap());
     assert!(denied[0].contains("error"), "{denied:?}");
 
-    let mut config = PluginsConfig::default();
+    let mut config = small();
     config.grants.insert(
         FAULTS.into(),
         PluginGrants {
@@ -230,15 +238,19 @@ async fn a_broken_file_is_refused_and_others_load() {
     let dir = tempfile::tempdir().unwrap();
     install(dir.path(), "broken.wasm", b"\0asm this is not a component");
     install(dir.path(), "test-faults.wasm", &faults_wasm());
-    let host = PluginHost::new(
-        &PluginsConfig::default(),
-        Some(dir.path().to_owned()),
-        &shared_cache(),
-    )
-    .await
-    .unwrap();
+    let host = PluginHost::new(&small(), Some(dir.path().to_owned()), &shared_cache())
+        .await
+        .unwrap();
     let names: Vec<String> = host.list().into_iter().map(|p| p.name).collect();
     assert!(names.contains(&FAULTS.to_owned()), "{names:?}");
+    let refused = host.refused();
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert_eq!(refused[0].0, dir.path().join("broken.wasm"));
+    assert!(
+        refused[0].1.contains("broken.wasm"),
+        "the reason names the file: {}",
+        refused[0].1
+    );
     assert!(
         names.contains(&"claude-code".to_owned()),
         "built-ins load too: {names:?}"
@@ -252,13 +264,9 @@ async fn a_file_overrides_the_built_in_of_the_same_name() {
         .find(|b| b.file_name == "codex.wasm")
         .unwrap();
     install(dir.path(), "codex.wasm", builtin.wasm);
-    let host = PluginHost::new(
-        &PluginsConfig::default(),
-        Some(dir.path().to_owned()),
-        &shared_cache(),
-    )
-    .await
-    .unwrap();
+    let host = PluginHost::new(&small(), Some(dir.path().to_owned()), &shared_cache())
+        .await
+        .unwrap();
     let codex = host.list().into_iter().find(|p| p.name == "codex").unwrap();
     assert_eq!(
         codex.source,
@@ -297,13 +305,9 @@ fn version_of(host: &PluginHost) -> Option<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hot_reload_through_the_directory_watcher() {
     let dir = tempfile::tempdir().unwrap();
-    let host = PluginHost::new(
-        &PluginsConfig::default(),
-        Some(dir.path().to_owned()),
-        &shared_cache(),
-    )
-    .await
-    .unwrap();
+    let host = PluginHost::new(&small(), Some(dir.path().to_owned()), &shared_cache())
+        .await
+        .unwrap();
     let _watch = paddock::plugin::watch(host.clone()).unwrap();
     assert_eq!(version_of(&host), None);
 
@@ -352,4 +356,13 @@ async fn hot_reload_through_the_directory_watcher() {
     eventually(&host, "removed plugin", |h| version_of(h).is_none()).await;
     let err = host.agent(FAULTS).unwrap_err();
     assert!(matches!(err, PluginError::UnknownAgent { .. }), "{err}");
+}
+
+/// Compile-time check: a parser and its calls can live in a spawned task
+/// (each agent exec owns its parser on its own task).
+#[allow(dead_code)]
+fn parsers_are_send(parser: &mut paddock::plugin::AgentParser) {
+    fn send<T: Send>(_: &T) {}
+    send(parser);
+    send(&parser.feed(b""));
 }

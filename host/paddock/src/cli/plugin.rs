@@ -82,9 +82,15 @@ pub async fn run(config: Config, command: PluginCommand) -> anyhow::Result<ExitC
 
 fn list(host: &PluginHost, json: bool) -> anyhow::Result<ExitCode> {
     let plugins = host.list();
+    let refused = host.refused();
     let mut out = std::io::stdout().lock();
     if json {
-        serde_json::to_writer_pretty(&mut out, &plugins)?;
+        let refused: Vec<_> = refused
+            .iter()
+            .map(|(file, reason)| serde_json::json!({"file": file, "reason": reason}))
+            .collect();
+        let report = serde_json::json!({"plugins": plugins, "refused": refused});
+        serde_json::to_writer_pretty(&mut out, &report)?;
         writeln!(out)?;
         return Ok(ExitCode::SUCCESS);
     }
@@ -94,15 +100,15 @@ fn list(host: &PluginHost, json: bool) -> anyhow::Result<ExitCode> {
         "NAME", "KIND", "VERSION", "HASH"
     )?;
     for p in plugins {
+        let hash = &p.hash[..12];
         writeln!(
             out,
-            "{:<16} {:<9} {:<10} {:<14} {}",
-            p.name,
-            p.kind,
-            p.version,
-            &p.hash[..12],
-            p.source
+            "{:<16} {:<9} {:<10} {hash:<14} {}",
+            p.name, p.kind, p.version, p.source
         )?;
+    }
+    for (file, reason) in refused {
+        writeln!(out, "refused: {}: {reason}", file.display())?;
     }
     Ok(ExitCode::SUCCESS)
 }

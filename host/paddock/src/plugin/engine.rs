@@ -48,17 +48,19 @@ impl PluginEngine {
     /// dropped). Compiled components are cached under `cache_dir`.
     pub fn new(settings: EngineSettings, cache_dir: &Path) -> Result<Self, PluginError> {
         let mut pool = PoolingAllocationConfig::default();
-        // A component built from Rust for wasm32-wasip2 has a handful of
-        // core instances (the program and the WASI adapter shims), one or two
-        // memories and tables; leave room for components from other
-        // toolchains.
+        // A component built from Rust for wasm32-wasip2 has a few core
+        // instances (the program and its shims) and one linear memory; leave
+        // room for components from other toolchains. Each memory slot
+        // reserves address space (not memory) for a 4 GiB memory plus
+        // guard, which lets compiled code skip bounds checks: 1,024 slots
+        // take ~4 TiB of the 128 TiB a process can address.
         pool.total_component_instances(settings.max_instances)
             .total_core_instances(settings.max_instances.saturating_mul(4))
-            .total_memories(settings.max_instances.saturating_mul(2))
+            .total_memories(settings.max_instances)
             .total_tables(settings.max_instances.saturating_mul(4))
             .total_stacks(settings.max_instances)
             .max_core_instances_per_component(16)
-            .max_memories_per_component(4)
+            .max_memories_per_component(2)
             .max_tables_per_component(16)
             .max_memory_size(settings.max_memory_bytes)
             // Keep a little of each freed slot's memory and stack resident

@@ -68,6 +68,8 @@ struct FileState {
     /// The last version that loaded from this file, kept while a newer
     /// content fails.
     loaded: Option<Loaded>,
+    /// Why the current content was refused, if it was.
+    refused: Option<String>,
 }
 
 #[derive(Default)]
@@ -189,6 +191,17 @@ impl PluginHost {
             .collect()
     }
 
+    /// Files in the plugins directory whose current content was refused,
+    /// with the reason (a previous version of the same file may still be
+    /// active).
+    pub fn refused(&self) -> Vec<(PathBuf, String)> {
+        self.current()
+            .files
+            .iter()
+            .filter_map(|(path, state)| state.refused.clone().map(|reason| (path.clone(), reason)))
+            .collect()
+    }
+
     fn current(&self) -> Arc<Catalog> {
         // A poisoned lock only means a writer panicked mid-swap of an `Arc`;
         // the `Arc` inside is still whole.
@@ -283,20 +296,16 @@ impl PluginHost {
                 }
             };
             let hash = sha256_hex(&wasm);
-            let loaded = match old {
-                Some(old) if old.hash == hash => old.loaded.clone(),
+            let (loaded, refused) = match old {
+                Some(old) if old.hash == hash => (old.loaded.clone(), old.refused.clone()),
                 _ => {
                     let source_name = path.display().to_string();
+                    let source = PluginSource::File(path.clone());
                     match self
-                        .load(
-                            &source_name,
-                            wasm.into(),
-                            hash.clone(),
-                            PluginSource::File(path.clone()),
-                        )
+                        .load(&source_name, wasm.into(), hash.clone(), source)
                         .await
                     {
-                        Ok(loaded) => Some(loaded),
+                        Ok(loaded) => (Some(loaded), None),
                         Err(error) => {
                             let kept = old.and_then(|o| o.loaded.as_ref());
                             tracing::error!(
@@ -305,20 +314,19 @@ impl PluginHost {
                                 kept_version = kept.map(|l| l.plugin.info().version.as_str()),
                                 "plugin file refused; the previous version stays active",
                             );
-                            kept.cloned()
+                            (kept.cloned(), Some(error.to_string()))
                         }
                     }
                 }
             };
-            files.insert(
-                path,
-                FileState {
-                    modified,
-                    len,
-                    hash,
-                    loaded,
-                },
-            );
+            let state = FileState {
+                modified,
+                len,
+                hash,
+                loaded,
+                refused,
+            };
+            files.insert(path, state);
         }
         let catalog = Catalog {
             agents: self.resolve(&files),

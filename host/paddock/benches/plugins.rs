@@ -1,0 +1,365 @@
+//! Plugin runtime benchmark. Prints one report; every speed is given with
+//! its baseline measured in the same run.
+//!
+//! ```sh
+//! cargo bench -p paddock --bench plugins            # 50 MB transcript
+//! PADDOCK_BENCH_MB=200 cargo bench -p paddock --bench plugins
+//! ```
+//!
+//! - parse throughput on a large Claude Code transcript (fixture lines
+//!   repeated with fresh ids) fed in 64 KiB chunks: the raw JSON scan
+//!   (`serde_json` into `IgnoredAny`, line by line) as the practical limit,
+//!   the adapter compiled natively, and the same adapter as the wasm plugin;
+//! - a new parser (instantiate + constructor) with the pooling allocator;
+//! - resident memory per parser with 1,000 parsers alive;
+//! - cold load of a plugin with and without the compiled-component cache;
+//! - hot reload: a file renamed into the plugins directory until served.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use paddock::config::PluginsConfig;
+use paddock::plugin::{EngineSettings, PluginEngine, PluginHost, sha256_hex};
+use paddock_sdk::agent::{AgentAdapter, ParseContext, ParserDriver, ProcessEnd};
+use serde::de::IgnoredAny;
+
+const CHUNK: usize = 64 << 10;
+const ROUNDS: usize = 3;
+
+fn main() -> anyhow::Result<()> {
+    let megabytes: usize = std::env::var("PADDOCK_BENCH_MB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(run(megabytes))
+}
+
+async fn run(megabytes: usize) -> anyhow::Result<()> {
+    let transcript = build_transcript(megabytes << 20)?;
+    let lines = transcript.iter().filter(|&&b| b == b'\n').count();
+    println!(
+        "transcript: {:.1} MB, {lines} lines (Claude Code fixtures repeated with fresh ids)\n",
+        mb(transcript.len())
+    );
+
+    let cache = tempfile::tempdir()?;
+    let host = PluginHost::new(&PluginsConfig::default(), None, cache.path()).await?;
+    let plugin = host.agent("claude-code")?;
+
+    // Throughput: best of ROUNDS for each.
+    let scan = best(|| {
+        let started = Instant::now();
+        let mut n = 0usize;
+        for line in transcript.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            if serde_json::from_slice::<IgnoredAny>(line).is_ok() {
+                n += 1;
+            }
+        }
+        (started.elapsed(), n)
+    });
+    let native = best(|| {
+        let started = Instant::now();
+        let mut driver = ParserDriver::new(agent_claude_code::ClaudeCode::parser(
+            ParseContext::default(),
+        ));
+        let mut events = 0usize;
+        for chunk in transcript.chunks(CHUNK) {
+            events += driver.feed(chunk).len();
+        }
+        events += driver.finish(ProcessEnd::Exited(0)).len();
+        (started.elapsed(), events)
+    });
+    let mut wasm = None;
+    for _ in 0..ROUNDS {
+        let started = Instant::now();
+        let mut parser = plugin.parser(&ParseContext::default()).await?;
+        let mut events = 0usize;
+        for chunk in transcript.chunks(CHUNK) {
+            events += parser.feed(chunk).await?.len();
+        }
+        events += parser.finish(ProcessEnd::Exited(0)).await?.len();
+        let sample = (started.elapsed(), events);
+        wasm = Some(wasm.map_or(
+            sample,
+            |w: (Duration, usize)| if sample.0 < w.0 { sample } else { w },
+        ));
+    }
+    let wasm = wasm.unwrap_or_default();
+    assert_eq!(
+        native.1, wasm.1,
+        "native and wasm adapters emit the same events"
+    );
+
+    let bytes = transcript.len();
+    println!("parse throughput (64 KiB chunks, best of {ROUNDS}):");
+    println!(
+        "  {:<34} {:>9.1} MB/s  {:>12} lines/s",
+        "raw scan (serde_json IgnoredAny)",
+        rate(bytes, scan.0),
+        per_sec(scan.1, scan.0)
+    );
+    println!(
+        "  {:<34} {:>9.1} MB/s  {:>12} events/s   {:.2}x raw scan (target >= 0.3)",
+        "claude-code native",
+        rate(bytes, native.0),
+        per_sec(native.1, native.0),
+        scan.0.as_secs_f64() / native.0.as_secs_f64()
+    );
+    println!(
+        "  {:<34} {:>9.1} MB/s  {:>12} events/s   {:.2}x native (target >= 0.7)",
+        "claude-code wasm plugin",
+        rate(bytes, wasm.0),
+        per_sec(wasm.1, wasm.0),
+        native.0.as_secs_f64() / wasm.0.as_secs_f64()
+    );
+
+    // New parser: instantiate + constructor, pooled.
+    let context = ParseContext::default();
+    for _ in 0..200 {
+        drop(plugin.parser(&context).await?);
+    }
+    let mut samples = Vec::with_capacity(5000);
+    for _ in 0..5000 {
+        let started = Instant::now();
+        let parser = plugin.parser(&context).await?;
+        samples.push(started.elapsed());
+        drop(parser);
+    }
+    samples.sort();
+    println!("\nnew parser (instantiate + constructor, pooling allocator, 5000 runs):");
+    println!(
+        "  median {:.1} µs, p99 {:.1} µs (target: median < 30 µs)",
+        us(samples[samples.len() / 2]),
+        us(samples[samples.len() * 99 / 100])
+    );
+
+    // Resident memory with 1,000 parsers alive, each having parsed a line.
+    let first_line = transcript
+        .split(|&b| b == b'\n')
+        .next()
+        .unwrap_or_default()
+        .to_vec();
+    let before = memory();
+    let mut alive = Vec::with_capacity(1000);
+    for _ in 0..1000 {
+        let mut parser = plugin.parser(&context).await?;
+        parser.feed(&first_line).await?;
+        parser.feed(b"\n").await?;
+        alive.push(parser);
+    }
+    let after = memory();
+    println!("\nmemory with 1,000 parsers alive:");
+    println!(
+        "  RSS +{:.1} MiB = {:.0} KiB per parser (target <= 1024 KiB); PSS {:.0} KiB per parser",
+        (after.rss - before.rss) as f64 / (1 << 20) as f64,
+        (after.rss - before.rss) as f64 / 1000.0 / 1024.0,
+        (after.pss - before.pss) as f64 / 1000.0 / 1024.0,
+    );
+    drop(alive);
+
+    cold_load().await?;
+    hot_reload().await?;
+    Ok(())
+}
+
+/// Compile vs load from the on-disk cache, for each shipped plugin.
+async fn cold_load() -> anyhow::Result<()> {
+    println!("\ncold load of a plugin (best of {ROUNDS}):");
+    for builtin in paddock::plugin::builtins() {
+        let hash = sha256_hex(builtin.wasm);
+        let mut compile = Duration::MAX;
+        let mut cached = Duration::MAX;
+        for _ in 0..ROUNDS {
+            let dir = tempfile::tempdir()?;
+            let engine = PluginEngine::new(EngineSettings::default(), dir.path())?;
+            let started = Instant::now();
+            engine
+                .cache()
+                .load(engine.engine(), builtin.file_name, builtin.wasm, &hash)?;
+            compile = compile.min(started.elapsed());
+            let engine = PluginEngine::new(EngineSettings::default(), dir.path())?;
+            let started = Instant::now();
+            engine
+                .cache()
+                .load(engine.engine(), builtin.file_name, builtin.wasm, &hash)?;
+            cached = cached.min(started.elapsed());
+        }
+        println!(
+            "  {:<18} {:>5} KiB wasm: compile {:>7.1} ms, from cache {:>6.2} ms ({:.0}x faster)",
+            builtin.file_name,
+            builtin.wasm.len() / 1024,
+            ms(compile),
+            ms(cached),
+            compile.as_secs_f64() / cached.as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
+/// A new file renamed into the watched directory until the host serves it.
+async fn hot_reload() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let cache = tempfile::tempdir()?;
+    let host = PluginHost::new(
+        &PluginsConfig::default(),
+        Some(dir.path().to_owned()),
+        cache.path(),
+    )
+    .await?;
+    let _watch = paddock::plugin::watch(host.clone());
+    let wasm = std::fs::read(env!("PADDOCK_TEST_FAULTS_WASM"))?;
+    let mut samples = Vec::new();
+    for round in 0..5u32 {
+        let tag = format!("{round:08}");
+        let bytes = patch_marker(&wasm, &tag);
+        let tmp = dir.path().join(".faults.tmp");
+        std::fs::write(&tmp, &bytes)?;
+        let started = Instant::now();
+        std::fs::rename(&tmp, dir.path().join("faults.wasm"))?;
+        let want = format!("1.0.0+build.{tag}");
+        while !served(&host, &want) {
+            if started.elapsed() > Duration::from_secs(30) {
+                anyhow::bail!("reload not seen in 30 s");
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        samples.push(started.elapsed());
+    }
+    samples.sort();
+    println!(
+        "\nhot reload (rename into the plugins dir → served; {} debounce, compile included): median {:.0} ms, max {:.0} ms (target < 2000 ms)",
+        format!("{:?}", paddock::plugin::DEBOUNCE),
+        ms(samples[samples.len() / 2]),
+        ms(samples[samples.len() - 1])
+    );
+    Ok(())
+}
+
+fn served(host: &Arc<PluginHost>, version: &str) -> bool {
+    host.agent("test-faults")
+        .is_ok_and(|p| p.info().version == version)
+}
+
+fn patch_marker(wasm: &[u8], tag: &str) -> Vec<u8> {
+    let mut wasm = wasm.to_vec();
+    let marker = b"build.AAAAAAAA";
+    if let Some(at) = wasm.windows(marker.len()).position(|w| w == marker) {
+        wasm[at + 6..at + 14].copy_from_slice(tag.as_bytes());
+    }
+    wasm
+}
+
+/// Claude Code fixture lines, repeated with every id made fresh per round,
+/// until `target` bytes.
+fn build_transcript(target: usize) -> anyhow::Result<Vec<u8>> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/agents/claude-code");
+    let mut lines = Vec::new();
+    let mut names: Vec<_> = std::fs::read_dir(&dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.to_string_lossy().ends_with(".jsonl")
+                && !p.to_string_lossy().ends_with(".golden.jsonl")
+        })
+        .collect();
+    names.sort();
+    for path in names {
+        for line in std::fs::read_to_string(path)?.lines() {
+            if let Ok(value) = serde_json::from_str::<serde_json::Value>(line) {
+                lines.push(value);
+            }
+        }
+    }
+    let mut out = Vec::with_capacity(target + (1 << 20));
+    let mut round = 0u64;
+    while out.len() < target {
+        for line in &lines {
+            let mut line = line.clone();
+            freshen(&mut line, round);
+            serde_json::to_writer(&mut out, &line)?;
+            out.push(b'\n');
+        }
+        round += 1;
+    }
+    Ok(out)
+}
+
+fn freshen(value: &mut serde_json::Value, round: u64) {
+    const ID_KEYS: [&str; 8] = [
+        "id",
+        "uuid",
+        "session_id",
+        "tool_use_id",
+        "parent_tool_use_id",
+        "request_id",
+        "task_id",
+        "api_message_id",
+    ];
+    match value {
+        serde_json::Value::Object(map) => {
+            for (key, v) in map.iter_mut() {
+                match v {
+                    serde_json::Value::String(s) if ID_KEYS.contains(&key.as_str()) => {
+                        s.push_str(&format!("-r{round}"))
+                    }
+                    _ => freshen(v, round),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(|v| freshen(v, round)),
+        _ => {}
+    }
+}
+
+fn best(mut f: impl FnMut() -> (Duration, usize)) -> (Duration, usize) {
+    (0..ROUNDS)
+        .map(|_| f())
+        .min_by_key(|s| s.0)
+        .unwrap_or_default()
+}
+
+struct Memory {
+    rss: u64,
+    pss: u64,
+}
+
+/// RSS and PSS of this process, from /proc (bytes).
+fn memory() -> Memory {
+    let field = |text: &str, name: &str| {
+        text.lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|kb| kb.parse::<u64>().ok())
+            .unwrap_or(0)
+            * 1024
+    };
+    let rollup = std::fs::read_to_string("/proc/self/smaps_rollup").unwrap_or_default();
+    Memory {
+        rss: field(&rollup, "Rss:"),
+        pss: field(&rollup, "Pss:"),
+    }
+}
+
+fn mb(bytes: usize) -> f64 {
+    bytes as f64 / 1e6
+}
+
+fn rate(bytes: usize, took: Duration) -> f64 {
+    mb(bytes) / took.as_secs_f64()
+}
+
+fn per_sec(count: usize, took: Duration) -> String {
+    format!("{:.0}", count as f64 / took.as_secs_f64())
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
