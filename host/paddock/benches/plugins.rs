@@ -232,8 +232,8 @@ async fn hot_reload() -> anyhow::Result<()> {
     }
     samples.sort();
     println!(
-        "\nhot reload (rename into the plugins dir → served; {} debounce, compile included): median {:.0} ms, max {:.0} ms (target < 2000 ms)",
-        format!("{:?}", paddock::plugin::DEBOUNCE),
+        "\nhot reload (rename into the plugins dir → served; {:?} debounce, compile included): median {:.0} ms, max {:.0} ms (target < 2000 ms)",
+        paddock::plugin::DEBOUNCE,
         ms(samples[samples.len() / 2]),
         ms(samples[samples.len() - 1])
     );
