@@ -5,6 +5,12 @@
 //!
 //! `PADDOCK_PLUGINS_PREBUILT=DIR` skips the build and embeds the `.wasm`
 //! files from `DIR` instead (for packagers and offline builds).
+//!
+//! It also builds `runnerd` (package `paddock-runnerd`) for the target the
+//! host is built for, in the outer build's profile, and exports its path as
+//! `PADDOCK_RUNNERD_BIN` so the local-process provider finds it with no
+//! configuration. `PADDOCK_RUNNERD_PREBUILT=PATH` skips that build and
+//! exports `PATH` instead.
 
 use std::env;
 use std::fmt::Write as _;
@@ -31,6 +37,22 @@ fn main() {
     let root = manifest_dir.join("../..");
     let out_dir = PathBuf::from(env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
     println!("cargo:rerun-if-env-changed=PADDOCK_PLUGINS_PREBUILT");
+    println!("cargo:rerun-if-env-changed=PADDOCK_RUNNERD_PREBUILT");
+
+    let runnerd = match env::var_os("PADDOCK_RUNNERD_PREBUILT") {
+        Some(path) => {
+            let path = PathBuf::from(path);
+            if !path.is_file() {
+                panic!(
+                    "PADDOCK_RUNNERD_PREBUILT={} is not a file; point it at a runnerd binary, or unset it to build one",
+                    path.display()
+                );
+            }
+            path
+        }
+        None => build_runnerd(&root, &out_dir),
+    };
+    println!("cargo:rustc-env=PADDOCK_RUNNERD_BIN={}", runnerd.display());
 
     let wasm_dir = match env::var_os("PADDOCK_PLUGINS_PREBUILT") {
         Some(dir) => PathBuf::from(dir),
@@ -78,38 +100,22 @@ fn build_plugins(root: &Path, out_dir: &Path) -> PathBuf {
         || out_dir.join("plugins-target"),
         |t| t.join("paddock-plugins"),
     );
-    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.current_dir(root)
-        .args([
-            "build",
-            "--profile",
-            PROFILE,
-            "--target",
-            WASM_TARGET,
-            "--target-dir",
-        ])
-        .arg(&target_dir);
+    let mut cmd = nested_cargo(root);
+    cmd.args([
+        "build",
+        "--profile",
+        PROFILE,
+        "--target",
+        WASM_TARGET,
+        "--target-dir",
+    ])
+    .arg(&target_dir);
     for krate in BUILTINS
         .iter()
         .map(|(k, _)| *k)
         .chain(TEST_PLUGINS.iter().copied())
     {
         cmd.args(["-p", krate]);
-    }
-    // The outer build's flags are for the host target, not wasm; a clippy
-    // or coverage wrapper of the outer build has no business here either.
-    for var in [
-        "RUSTFLAGS",
-        "CARGO_ENCODED_RUSTFLAGS",
-        "CARGO_BUILD_RUSTFLAGS",
-        "CARGO_TARGET_DIR",
-        "CARGO_BUILD_TARGET",
-        "RUSTC_WORKSPACE_WRAPPER",
-        "CARGO_LLVM_COV",
-        "LLVM_PROFILE_FILE",
-    ] {
-        cmd.env_remove(var);
     }
     let output = cmd
         .output()
@@ -122,6 +128,87 @@ fn build_plugins(root: &Path, out_dir: &Path) -> PathBuf {
         );
     }
     target_dir.join(WASM_TARGET).join(PROFILE)
+}
+
+/// Runs a nested `cargo build` of the `runnerd` binary into a target
+/// directory of its own (a nested build into the outer one would wait for the
+/// outer build's lock forever) and returns the binary's path.
+///
+/// The profile follows the outer build's (`PROFILE` is `release` for release
+/// and bench builds, `debug` otherwise), so tests get a quickly built runnerd
+/// and benchmarks an optimized one. The target is the one the host is built
+/// for: runnerd runs beside it.
+fn build_runnerd(root: &Path, out_dir: &Path) -> PathBuf {
+    for path in ["host/runnerd/src", "host/runnerd/Cargo.toml", "Cargo.lock"] {
+        println!("cargo:rerun-if-changed={}", root.join(path).display());
+    }
+    let target_dir = outer_target_dir(out_dir).map_or_else(
+        || out_dir.join("runnerd-target"),
+        |t| t.join("paddock-runnerd"),
+    );
+    let release = env::var("PROFILE").is_ok_and(|p| p == "release");
+    let target = env::var("TARGET").expect("cargo sets TARGET");
+    let host = env::var("HOST").expect("cargo sets HOST");
+
+    let mut cmd = nested_cargo(root);
+    cmd.args([
+        "build",
+        "-p",
+        "paddock-runnerd",
+        "--bin",
+        "runnerd",
+        "--target-dir",
+    ])
+    .arg(&target_dir);
+    if release {
+        cmd.arg("--release");
+    }
+    let mut bin_dir = target_dir;
+    if target != host {
+        cmd.args(["--target", &target]);
+        bin_dir.push(&target);
+    }
+    bin_dir.push(if release { "release" } else { "debug" });
+
+    let output = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("running cargo to build runnerd: {e}"));
+    if !output.status.success() {
+        panic!(
+            "building runnerd for {target} failed ({}):\n{}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let bin = bin_dir.join("runnerd");
+    if !bin.is_file() {
+        panic!("runnerd was not built: {} is missing", bin.display());
+    }
+    bin
+}
+
+/// A `cargo` command for a nested build in the workspace `root`, with the
+/// outer build's environment that must not leak into it removed.
+fn nested_cargo(root: &Path) -> Command {
+    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(root);
+    // The outer build's flags are for the outer build (and, for the plugins,
+    // the wrong target); a clippy or coverage wrapper of the outer build has
+    // no business in a nested one either.
+    for var in [
+        "RUSTFLAGS",
+        "CARGO_ENCODED_RUSTFLAGS",
+        "CARGO_BUILD_RUSTFLAGS",
+        "CARGO_TARGET_DIR",
+        "CARGO_BUILD_TARGET",
+        "RUSTC_WORKSPACE_WRAPPER",
+        "CARGO_LLVM_COV",
+        "LLVM_PROFILE_FILE",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd
 }
 
 /// The outer build's target directory: the ancestor of `OUT_DIR` that cargo
