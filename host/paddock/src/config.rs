@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::plugin::{LimitsOverride, PluginGrants, PluginLimits};
+use crate::provider::local::{BwrapMode, UnknownBwrapMode};
 
 /// Default data directory, relative to where the host starts.
 pub const DEFAULT_DATA_DIR: &str = ".paddock";
@@ -34,6 +35,89 @@ pub struct Config {
     pub data_dir: Option<PathBuf>,
     #[serde(default)]
     pub plugins: PluginsConfig,
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub auth: AuthConfig,
+    #[serde(default)]
+    pub sessions: SessionsConfig,
+    #[serde(default)]
+    pub sandbox: SandboxConfig,
+}
+
+/// Default listen address of the HTTP API.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8420";
+
+/// `[server]`
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address of the HTTP API (`PADDOCK_LISTEN`). Default `127.0.0.1:8420`.
+    pub listen: Option<String>,
+}
+
+/// `[auth]`
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    /// API tokens by owner (`PADDOCK_API_TOKENS="owner-a=token-a,owner-b=token-b"`
+    /// replaces them). With none, `serve` generates one for owner `admin` and
+    /// stores it in `<data_dir>/api-token`.
+    #[serde(default)]
+    pub tokens: BTreeMap<String, String>,
+}
+
+/// `[sessions]`: lifetimes and sweeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SessionsConfig {
+    /// TTL of a session that asks for none.
+    pub default_ttl_secs: u64,
+    /// The longest TTL a session may ask for or be extended to.
+    pub max_ttl_secs: u64,
+    /// Idle timeout of a session that asks for none (0: never idle-reaped).
+    pub default_idle_timeout_secs: u64,
+    /// How often TTL and idle sweeps run.
+    pub sweep_interval_ms: u64,
+    /// How long an exec past its deadline may keep running with nobody
+    /// attached before it is reaped; while a client is attached it slides.
+    pub exec_attach_grace_secs: u64,
+    /// Events of each exec kept for replay to reconnecting clients; older
+    /// ones are reported as a `gap`. Both bounds apply.
+    pub replay_max_events: usize,
+    pub replay_max_bytes: usize,
+}
+
+impl Default for SessionsConfig {
+    fn default() -> Self {
+        Self {
+            default_ttl_secs: 3600,
+            max_ttl_secs: 24 * 3600,
+            default_idle_timeout_secs: 900,
+            sweep_interval_ms: 5_000,
+            exec_attach_grace_secs: 60,
+            replay_max_events: crate::exec::DEFAULT_RING.max_events,
+            replay_max_bytes: crate::exec::DEFAULT_RING.max_bytes,
+        }
+    }
+}
+
+/// The provider kinds this host build knows.
+pub const PROVIDER_KINDS: &[&str] = &["local-process"];
+
+/// `[sandbox]`
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SandboxConfig {
+    /// The provider of new sessions (`PADDOCK_SANDBOX_PROVIDER`). Default
+    /// `local-process`.
+    pub provider: Option<String>,
+    /// The runnerd binary the local-process provider runs (`PADDOCK_RUNNERD`).
+    /// Default: the one built with this host, else `runnerd` beside it.
+    pub runnerd: Option<PathBuf>,
+    /// Confinement of local-process sandboxes with bubblewrap: `auto` (when
+    /// installed), `off`, or `required`. Default `auto`.
+    pub bwrap: Option<String>,
 }
 
 /// `[plugins]`
@@ -85,6 +169,18 @@ impl Config {
         if let Some(dir) = env("PADDOCK_PLUGINS_DIR").filter(|v| !v.is_empty()) {
             config.plugins.dir = Some(dir.into());
         }
+        if let Some(listen) = env("PADDOCK_LISTEN").filter(|v| !v.is_empty()) {
+            config.server.listen = Some(listen);
+        }
+        if let Some(tokens) = env("PADDOCK_API_TOKENS").filter(|v| !v.is_empty()) {
+            config.auth.tokens = parse_tokens(&tokens)?;
+        }
+        if let Some(kind) = env("PADDOCK_SANDBOX_PROVIDER").filter(|v| !v.is_empty()) {
+            config.sandbox.provider = Some(kind);
+        }
+        if let Some(path) = env("PADDOCK_RUNNERD").filter(|v| !v.is_empty()) {
+            config.sandbox.runnerd = Some(path.into());
+        }
         config.validate()?;
         Ok(config)
     }
@@ -112,6 +208,7 @@ impl Config {
                 o.apply(self.plugins.limits),
             )?;
         }
+        self.validate_host()?;
         if self.plugins.max_instances == Some(0) {
             return Err(ConfigError::Invalid {
                 key: "plugins.max_instances".into(),
@@ -119,6 +216,80 @@ impl Config {
             });
         }
         Ok(())
+    }
+
+    fn validate_host(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, message: String| ConfigError::Invalid {
+            key: key.to_owned(),
+            message,
+        };
+        if let Some(listen) = &self.server.listen {
+            listen.parse::<std::net::SocketAddr>().map_err(|e| {
+                invalid(
+                    "server.listen",
+                    format!("{listen:?} is not an address like 127.0.0.1:8420: {e}"),
+                )
+            })?;
+        }
+        let kind = self.provider_kind();
+        if !PROVIDER_KINDS.contains(&kind) {
+            return Err(invalid(
+                "sandbox.provider",
+                format!("{kind:?} is not one of: {}", PROVIDER_KINDS.join(", ")),
+            ));
+        }
+        self.bwrap_mode()
+            .map_err(|e| invalid("sandbox.bwrap", e.to_string()))?;
+        for (owner, token) in &self.auth.tokens {
+            if owner.is_empty() || token.len() < 8 {
+                return Err(invalid(
+                    "auth.tokens",
+                    format!(
+                        "owner {owner:?}: owners must be named and tokens at least 8 characters"
+                    ),
+                ));
+            }
+        }
+        let s = &self.sessions;
+        if s.default_ttl_secs == 0 || s.default_ttl_secs > s.max_ttl_secs {
+            return Err(invalid(
+                "sessions.default_ttl_secs",
+                format!(
+                    "{} must be between 1 and sessions.max_ttl_secs ({})",
+                    s.default_ttl_secs, s.max_ttl_secs
+                ),
+            ));
+        }
+        if s.replay_max_events == 0 || s.replay_max_bytes == 0 {
+            return Err(invalid(
+                "sessions.replay_max_events",
+                "replay_max_events and replay_max_bytes must be at least 1".into(),
+            ));
+        }
+        if s.sweep_interval_ms == 0 {
+            return Err(invalid(
+                "sessions.sweep_interval_ms",
+                "must be at least 1".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The bubblewrap mode of local-process sandboxes.
+    pub fn bwrap_mode(&self) -> Result<BwrapMode, UnknownBwrapMode> {
+        self.sandbox
+            .bwrap
+            .as_deref()
+            .map_or(Ok(BwrapMode::Auto), str::parse)
+    }
+
+    /// The provider kind of new sessions.
+    pub fn provider_kind(&self) -> &str {
+        self.sandbox.provider.as_deref().unwrap_or("local-process")
+    }
+
+    pub fn listen(&self) -> &str {
+        self.server.listen.as_deref().unwrap_or(DEFAULT_LISTEN)
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -135,6 +306,22 @@ impl Config {
     }
 }
 
+/// Parses `owner-a=token-a,owner-b=token-b`.
+fn parse_tokens(text: &str) -> Result<BTreeMap<String, String>, ConfigError> {
+    text.split(',')
+        .filter(|pair| !pair.trim().is_empty())
+        .map(|pair| {
+            pair.trim()
+                .split_once('=')
+                .map(|(owner, token)| (owner.trim().to_owned(), token.trim().to_owned()))
+                .ok_or_else(|| ConfigError::Invalid {
+                    key: "PADDOCK_API_TOKENS".into(),
+                    message: "expected owner=token pairs separated by commas".into(),
+                })
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,6 +335,29 @@ mod tests {
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         Config::load(Some(&path), |k| env.get(k).cloned())
+    }
+
+    #[test]
+    fn api_tokens_come_from_the_environment() {
+        let config = load_str(
+            "[auth.tokens]\nfile = \"file-token-1\"\n",
+            &[("PADDOCK_API_TOKENS", "a=token-aaaa, b=token-bbbb")],
+        )
+        .unwrap();
+        assert_eq!(config.auth.tokens.len(), 2);
+        assert_eq!(config.auth.tokens["b"], "token-bbbb");
+        let err = load_str("", &[("PADDOCK_API_TOKENS", "nonsense")]).unwrap_err();
+        assert!(err.to_string().contains("PADDOCK_API_TOKENS"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_provider_lists_the_known_ones() {
+        let err = load_str("", &[("PADDOCK_SANDBOX_PROVIDER", "vm")]).unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains("sandbox.provider") && text.contains("local-process"),
+            "{text}"
+        );
     }
 
     #[test]

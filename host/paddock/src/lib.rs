@@ -4,7 +4,10 @@
 //! adapters, and later credential brokers and sandbox providers); [`config`]
 //! reads the operator's configuration; [`cli`] is the `paddock` command.
 
+pub mod api;
 pub mod cli;
 pub mod config;
 pub mod exec;
 pub mod plugin;
+pub mod provider;
+pub mod session;

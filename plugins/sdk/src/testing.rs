@@ -143,14 +143,7 @@ pub fn sum_usage(events: &[AgentEvent]) -> UsageTotals {
     let mut total = UsageTotals::default();
     for event in events {
         if let AgentEvent::Usage(u) = event {
-            total.input_tokens += u.input_tokens;
-            total.output_tokens += u.output_tokens;
-            total.cache_read_tokens += u.cache_read_tokens;
-            total.cache_write_tokens += u.cache_write_tokens;
-            total.reasoning_tokens += u.reasoning_tokens.unwrap_or(0);
-            if let Some(cost) = u.cost_usd {
-                *total.cost_usd.get_or_insert(0.0) += cost;
-            }
+            total.add(u);
         }
     }
     total

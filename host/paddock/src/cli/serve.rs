@@ -1,33 +1,163 @@
 //! `paddock serve`: the host process.
+//!
+//! Starts the plugin host, the sandbox provider and the sessions (re-adopting
+//! what a previous process left running), then serves the HTTP API until
+//! Ctrl-C or SIGTERM. Shutdown stops accepting, ends open event streams with
+//! a `shutdown` event, and leaves sandboxes and their execs running for the
+//! next start to re-adopt.
 
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 
+use crate::api::{self, AppState, Tokens};
 use crate::config::Config;
 use crate::plugin::{PluginHost, watch};
+use crate::provider::{LocalProcessConfig, LocalProcessProvider, SandboxProvider};
+use crate::session::Sessions;
+use crate::session::store::Store;
 
 #[derive(Debug, clap::Args)]
-pub struct ServeArgs {}
+pub struct ServeArgs {
+    /// Address of the HTTP API (default 127.0.0.1:8420, `PADDOCK_LISTEN`).
+    #[arg(long)]
+    pub listen: Option<String>,
+}
 
-pub async fn run(config: Config, _args: ServeArgs) -> anyhow::Result<ExitCode> {
+/// The owner of the token generated when none is configured.
+const GENERATED_OWNER: &str = "admin";
+
+pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<ExitCode> {
+    if let Some(listen) = args.listen {
+        config.server.listen = Some(listen);
+    }
     let data_dir = config.data_dir();
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
-    let host = PluginHost::new(
+    let tokens = api_tokens(&config, &data_dir)?;
+    let plugins = PluginHost::new(
         &config.plugins,
         Some(config.plugins_dir()),
         &data_dir.join("cache"),
     )
     .await?;
-    for p in host.list() {
+    for p in plugins.list() {
         tracing::info!(plugin = %p.name, kind = %p.kind, version = %p.version, source = %p.source, "plugin available");
     }
-    let _watch = watch(host.clone());
-    tracing::info!(data_dir = %data_dir.display(), plugins_dir = %config.plugins_dir().display(), "paddock is running; Ctrl-C stops it");
-    shutdown_signal().await;
-    tracing::info!("shutting down");
+    let _watch = watch(plugins.clone());
+
+    let provider = provider(&config, &data_dir)?;
+    let store = Store::open(data_dir.join("sessions"))
+        .with_context(|| format!("opening {}", data_dir.join("sessions").display()))?;
+    let sessions = Sessions::open(config.sessions, provider, plugins, store)
+        .await
+        .context("re-adopting sessions")?;
+    let sweeper = tokio::spawn(sweep(
+        sessions.clone(),
+        Duration::from_millis(config.sessions.sweep_interval_ms),
+    ));
+
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let (router, _) = api::router(AppState {
+        sessions,
+        tokens: Arc::new(Tokens::new(&tokens)),
+        shutdown: stopping,
+    });
+    let listener = tokio::net::TcpListener::bind(config.listen())
+        .await
+        .with_context(|| format!("listening on {}", config.listen()))?;
+    let addr = listener.local_addr()?;
+    // One machine-readable line on stdout, for scripts and tests.
+    println!(
+        "{}",
+        serde_json::json!({ "listening": format!("http://{addr}"), "pid": std::process::id() })
+    );
+    std::io::stdout().flush().ok();
+    tracing::info!(%addr, data_dir = %data_dir.display(), plugins_dir = %config.plugins_dir().display(), "paddock is serving; Ctrl-C stops it");
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            tracing::info!("shutting down: no new requests; open streams get a shutdown event");
+            stop.send_replace(true);
+        })
+        .await
+        .context("serving the API")?;
+    sweeper.abort();
+    tracing::info!("stopped; sandboxes keep running and are re-adopted at the next start");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The configured provider.
+fn provider(config: &Config, data_dir: &Path) -> anyhow::Result<Arc<dyn SandboxProvider>> {
+    match config.provider_kind() {
+        "local-process" => {
+            let mut local = LocalProcessConfig::new(data_dir.join("sandboxes"));
+            if let Some(path) = &config.sandbox.runnerd {
+                local.runnerd = path.clone();
+            }
+            local.bwrap = config.bwrap_mode()?;
+            Ok(Arc::new(LocalProcessProvider::new(local)?))
+        }
+        other => anyhow::bail!("sandbox provider {other:?} is not built into this host"),
+    }
+}
+
+/// Runs the TTL and idle sweeps forever.
+async fn sweep(sessions: Arc<Sessions>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        sessions.sweep().await;
+    }
+}
+
+/// The configured tokens, or with none a generated one for owner `admin`,
+/// kept in `<data_dir>/api-token` (mode 0600) across restarts.
+fn api_tokens(config: &Config, data_dir: &Path) -> anyhow::Result<BTreeMap<String, String>> {
+    if !config.auth.tokens.is_empty() {
+        return Ok(config.auth.tokens.clone());
+    }
+    let path = data_dir.join("api-token");
+    let token = match std::fs::read_to_string(&path) {
+        Ok(token) if !token.trim().is_empty() => token.trim().to_owned(),
+        Ok(_) => anyhow::bail!(
+            "{} is empty; delete it to generate a new token",
+            path.display()
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut bytes = [0u8; 24];
+            getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+            let token = format!("pdk_{}", hex::encode(bytes));
+            write_private(&path, &token)
+                .with_context(|| format!("storing the API token in {}", path.display()))?;
+            token
+        }
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    };
+    eprintln!(
+        "No API tokens are configured; owner `{GENERATED_OWNER}` uses the token in {}:\n  curl -H \"Authorization: Bearer $(cat {})\" http://{}/v1/sessions",
+        path.display(),
+        path.display(),
+        config.listen()
+    );
+    Ok(BTreeMap::from([(GENERATED_OWNER.to_owned(), token)]))
+}
+
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -11,6 +11,8 @@
 
 mod frame;
 
+pub mod env;
+
 pub use frame::{
     FRAME_CONTENT_TYPE, FRAME_HEADER_LEN, Frame, FrameDecoder, FrameError, FrameKind, GapRange,
     MAX_FRAME_PAYLOAD, encode_header,

@@ -63,6 +63,20 @@ pub struct UsageTotals {
     pub cost_usd: Option<f64>,
 }
 
+impl UsageTotals {
+    /// Adds one `usage` event (events are increments: their sum is the total).
+    pub fn add(&mut self, usage: &crate::agent::Usage) {
+        self.input_tokens += usage.input_tokens;
+        self.output_tokens += usage.output_tokens;
+        self.cache_read_tokens += usage.cache_read_tokens;
+        self.cache_write_tokens += usage.cache_write_tokens;
+        self.reasoning_tokens += usage.reasoning_tokens.unwrap_or(0);
+        if let Some(cost) = usage.cost_usd {
+            *self.cost_usd.get_or_insert(0.0) += cost;
+        }
+    }
+}
+
 /// What the platform asked an agent to do.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -1,0 +1,664 @@
+//! [`Sessions`]: creating, finding, provisioning, running and ending
+//! sessions, and re-adopting them after a restart.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use paddock_runnerd::client::{Client, ClientError};
+use paddock_runnerd::proto;
+use paddock_sdk::agent::{InputKind, ParseContext, RunSpec};
+use serde::Deserialize;
+use utoipa::ToSchema;
+
+use super::exec::{Exec, pump};
+use super::store::{Ended, ExecRecord, SessionRecord, Store};
+use super::{EndReason, Session, unix_ms};
+use crate::config::SessionsConfig;
+use crate::exec::RingLimits;
+use crate::plugin::{PluginError, PluginHost, PluginKind};
+use crate::provider::{NetworkPolicy, ProviderError, Sandbox, SandboxProvider, SandboxSpec};
+
+/// How long ending a session waits for its execs' terminal events before
+/// destroying the sandbox anyway.
+const END_DRAIN: Duration = Duration::from_secs(5);
+
+/// Grace runnerd gives a cancelled exec between SIGTERM and SIGKILL.
+const CANCEL_GRACE_MS: u64 = 2_000;
+
+/// Why a session operation failed. The API maps each to a status and code.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// No such session for this owner (another owner's session included).
+    #[error("no session {0}")]
+    NotFound(String),
+    #[error("no exec {0} in this session")]
+    ExecNotFound(String),
+    #[error("the session has ended ({0:?})")]
+    Ended(EndReason),
+    #[error("{0}")]
+    Invalid(String),
+    /// The request is valid but the exec cannot do it.
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String },
+    #[error(transparent)]
+    Provider(#[from] ProviderError),
+    /// The sandbox's runnerd answered with an error or could not be reached.
+    #[error("sandbox: {0}")]
+    Runnerd(#[from] ClientError),
+    #[error(transparent)]
+    Plugin(#[from] PluginError),
+    #[error("persisting session state: {0}")]
+    Persist(#[from] std::io::Error),
+}
+
+/// `POST /v1/sessions`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSession {
+    /// Hard lifetime in seconds (default and maximum from config).
+    pub ttl_secs: Option<u64>,
+    /// Seconds without anything running or attached before the session is
+    /// reaped; 0 disables (default from config).
+    pub idle_timeout_secs: Option<u64>,
+    /// Variables merged into every exec of the session.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// The provider kind; default from config.
+    pub provider: Option<String>,
+    /// Outbound network: `egress` (default) or `none`.
+    pub network: Option<NetworkPolicy>,
+}
+
+/// `POST /v1/sessions/{id}/execs`: a command (`argv`) or an agent run
+/// (`agent` + `run`).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExecRequest {
+    /// The program and its arguments (a command exec).
+    pub argv: Option<Vec<String>>,
+    /// Variables for this exec, over the session's.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Working directory relative to the workspace.
+    pub cwd: Option<String>,
+    /// Written to stdin at start.
+    pub stdin: Option<String>,
+    /// Keep stdin open for `POST .../stdin`.
+    #[serde(default)]
+    pub keep_stdin_open: bool,
+    /// Deadline from start; it slides while a client is attached.
+    pub timeout_ms: Option<u64>,
+    /// The adapter of an agent run (see `GET /v1/agents`).
+    pub agent: Option<String>,
+    /// The agent run's spec (prompt, model, resume, ...).
+    #[schema(value_type = Option<Object>)]
+    pub run: Option<RunSpec>,
+}
+
+/// What `POST .../stdin` writes.
+#[derive(Debug)]
+pub enum StdinInput {
+    Raw { data: Bytes, close: bool },
+    Steer { kind: InputKind, text: String },
+}
+
+/// Every session of this host.
+pub struct Sessions {
+    config: SessionsConfig,
+    provider: Arc<dyn SandboxProvider>,
+    plugins: Arc<PluginHost>,
+    store: Store,
+    sessions: RwLock<HashMap<String, Arc<Session>>>,
+}
+
+impl Sessions {
+    /// Loads the persisted sessions and re-adopts their sandboxes: live
+    /// ones come back with their running execs re-attached; sessions whose
+    /// sandbox is gone end as `provider_lost`; sandboxes nobody owns any
+    /// more are destroyed.
+    pub async fn open(
+        config: SessionsConfig,
+        provider: Arc<dyn SandboxProvider>,
+        plugins: Arc<PluginHost>,
+        store: Store,
+    ) -> Result<Arc<Self>, SessionError> {
+        let records = store.load_all()?;
+        let mut adopted: HashMap<String, Sandbox> = provider
+            .adopt()
+            .await?
+            .into_iter()
+            .map(|s| (s.id.clone(), s))
+            .collect();
+        let this = Arc::new(Self {
+            config,
+            provider,
+            plugins,
+            store,
+            sessions: RwLock::new(HashMap::new()),
+        });
+        for record in records {
+            let sandbox = record.sandbox_id.as_ref().and_then(|id| adopted.remove(id));
+            let lost = record.ended.is_none() && record.sandbox_id.is_some() && sandbox.is_none();
+            let execs = record
+                .execs
+                .iter()
+                .map(|r| this.revive_exec(r.clone()))
+                .collect();
+            let session = Session::new(record, sandbox, execs);
+            this.insert(session.clone());
+            if lost {
+                tracing::warn!(session = %session.id, "the sandbox is gone; session ended");
+                this.end(&session, EndReason::ProviderLost).await;
+            } else if session.is_active() {
+                tracing::info!(session = %session.id, "session re-adopted");
+                this.resume_pumps(&session);
+            }
+        }
+        for orphan in adopted.into_values() {
+            tracing::warn!(sandbox = %orphan.id, session = %orphan.session_id, "sandbox without a live session destroyed");
+            if let Err(err) = this.provider.destroy(&orphan).await {
+                tracing::error!(sandbox = %orphan.id, error = %err, "cannot destroy an orphaned sandbox");
+            }
+        }
+        Ok(this)
+    }
+
+    pub fn config(&self) -> &SessionsConfig {
+        &self.config
+    }
+
+    fn ring(&self) -> RingLimits {
+        RingLimits {
+            max_events: self.config.replay_max_events,
+            max_bytes: self.config.replay_max_bytes,
+        }
+    }
+
+    pub fn plugins(&self) -> &Arc<PluginHost> {
+        &self.plugins
+    }
+
+    fn insert(&self, session: Arc<Session>) {
+        self.sessions
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(session.id.clone(), session);
+    }
+
+    fn all(&self) -> Vec<Arc<Session>> {
+        self.sessions
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// An exec as persisted, before its pump runs again.
+    fn revive_exec(&self, record: ExecRecord) -> Arc<Exec> {
+        let agent = record
+            .agent
+            .as_ref()
+            .and_then(|name| self.plugins.agent(name).ok());
+        let ended = record.exit;
+        let exec = Exec::new(
+            ExecRecord {
+                exit: None,
+                ..record
+            },
+            agent,
+            self.ring(),
+        );
+        if let Some(exit) = ended {
+            exec.end(exit);
+        }
+        exec
+    }
+
+    /// Restarts the pumps of a re-adopted session's running execs: each
+    /// replays runnerd's retained frames (through a fresh parser) and goes
+    /// on with the live tail.
+    fn resume_pumps(self: &Arc<Self>, session: &Arc<Session>) {
+        let Some(client) = session.lock().sandbox.as_ref().map(client_for) else {
+            return;
+        };
+        for exec in session.execs().into_iter().filter(|e| e.is_running()) {
+            let this = self.clone();
+            let session = session.clone();
+            let client = client.clone();
+            tokio::spawn(async move {
+                let parser = match exec.agent() {
+                    Some(agent) => agent.parser(&ParseContext::default()).await.ok(),
+                    None => None,
+                };
+                this.run_pump(session, exec, client, parser).await;
+            });
+        }
+    }
+
+    async fn run_pump(
+        self: Arc<Self>,
+        session: Arc<Session>,
+        exec: Arc<Exec>,
+        client: Client,
+        parser: Option<crate::plugin::AgentParser>,
+    ) {
+        pump(exec, client, parser, || self.persist(&session)).await;
+    }
+
+    fn persist(&self, session: &Session) {
+        if let Err(err) = self.store.save(&session.snapshot()) {
+            tracing::error!(session = %session.id, error = %err, "cannot persist the session");
+        }
+    }
+
+    /// Creates a session; nothing is provisioned yet.
+    pub fn create(
+        &self,
+        owner: &str,
+        request: CreateSession,
+    ) -> Result<Arc<Session>, SessionError> {
+        let provider = request
+            .provider
+            .unwrap_or_else(|| self.provider.kind().to_owned());
+        if provider != self.provider.kind() {
+            return Err(SessionError::Invalid(format!(
+                "provider {provider:?} is not available; this host runs: {}",
+                self.provider.kind()
+            )));
+        }
+        let ttl = request.ttl_secs.unwrap_or(self.config.default_ttl_secs);
+        if ttl == 0 || ttl > self.config.max_ttl_secs {
+            return Err(SessionError::Invalid(format!(
+                "ttl_secs must be between 1 and {}",
+                self.config.max_ttl_secs
+            )));
+        }
+        for (name, value) in &request.env {
+            proto::env::check_var(name, value).map_err(|e| SessionError::Invalid(e.to_string()))?;
+        }
+        let now = unix_ms();
+        let record = SessionRecord {
+            id: new_id("ses")?,
+            owner: owner.to_owned(),
+            provider,
+            created_at_ms: now,
+            expires_at_ms: now + ttl * 1000,
+            idle_timeout_secs: request
+                .idle_timeout_secs
+                .unwrap_or(self.config.default_idle_timeout_secs),
+            env: request.env,
+            labels: request.labels,
+            network: request.network.unwrap_or_default(),
+            sandbox_id: None,
+            ended: None,
+            execs: Vec::new(),
+        };
+        self.store.save(&record)?;
+        let session = Session::new(record, None, Vec::new());
+        self.insert(session.clone());
+        tracing::info!(session = %session.id, owner, "session created");
+        Ok(session)
+    }
+
+    /// The owner's session; another owner's is not found.
+    pub fn get(&self, owner: &str, id: &str) -> Result<Arc<Session>, SessionError> {
+        self.sessions
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(id)
+            .filter(|s| s.owner == owner)
+            .cloned()
+            .ok_or_else(|| SessionError::NotFound(id.to_owned()))
+    }
+
+    /// The owner's sessions, oldest first.
+    pub fn list(&self, owner: &str) -> Vec<Arc<Session>> {
+        let mut sessions: Vec<_> = self
+            .all()
+            .into_iter()
+            .filter(|s| s.owner == owner)
+            .collect();
+        sessions.sort_by_key(|s| s.lock().record.created_at_ms);
+        sessions
+    }
+
+    /// Extends the TTL by `secs`, up to `max_ttl_secs` after creation.
+    pub fn extend(&self, session: &Session, secs: u64) -> Result<(), SessionError> {
+        if let Some(ended) = session.ended() {
+            return Err(SessionError::Ended(ended.reason));
+        }
+        {
+            let mut state = session.lock();
+            let record = &mut state.record;
+            let max = record.created_at_ms + self.config.max_ttl_secs * 1000;
+            record.expires_at_ms = (record.expires_at_ms + secs * 1000).min(max);
+        }
+        self.persist(session);
+        Ok(())
+    }
+
+    /// The session's runnerd, provisioning the sandbox on first use.
+    pub async fn client(&self, session: &Arc<Session>) -> Result<Client, SessionError> {
+        if let Some(ended) = session.ended() {
+            return Err(SessionError::Ended(ended.reason));
+        }
+        session.touch();
+        if let Some(sandbox) = &session.lock().sandbox {
+            return Ok(client_for(sandbox));
+        }
+        let _guard = session.provisioning.lock().await;
+        if let Some(sandbox) = &session.lock().sandbox {
+            return Ok(client_for(sandbox));
+        }
+        let spec = {
+            let record = &session.lock().record;
+            SandboxSpec {
+                session_id: record.id.clone(),
+                owner: record.owner.clone(),
+                expires_at_ms: record.expires_at_ms,
+                env: record.env.clone(),
+                network: record.network,
+                labels: record.labels.clone(),
+            }
+        };
+        let sandbox = self.provider.provision(&spec).await?;
+        let client = client_for(&sandbox);
+        let raced_end = {
+            let mut state = session.lock();
+            state.record.sandbox_id = Some(sandbox.id.clone());
+            state.sandbox = Some(sandbox.clone());
+            state.record.ended
+        };
+        self.persist(session);
+        if let Some(ended) = raced_end {
+            // Deleted while provisioning: do not leak the sandbox.
+            self.destroy_sandbox(session).await;
+            return Err(SessionError::Ended(ended.reason));
+        }
+        tracing::info!(session = %session.id, sandbox = %sandbox.id, "sandbox provisioned");
+        Ok(client)
+    }
+
+    /// Starts an exec and its pump.
+    pub async fn start_exec(
+        self: &Arc<Self>,
+        session: &Arc<Session>,
+        request: ExecRequest,
+    ) -> Result<Arc<Exec>, SessionError> {
+        let (runnerd_request, agent) = self.plan_exec(request).await?;
+        let client = self.client(session).await?;
+        let parser = match &agent {
+            Some((plugin, run)) => {
+                for file in &run.files {
+                    let path = join_workdir(&run.workdir, &file.path)?;
+                    client
+                        .write_file(&path, Bytes::from(file.contents.clone()), true)
+                        .await?;
+                }
+                Some(plugin.parser(&ParseContext::default()).await?)
+            }
+            None => None,
+        };
+        let created = client.create_exec(&runnerd_request).await?;
+        let exec = Exec::new(
+            ExecRecord {
+                id: created.id,
+                argv: runnerd_request.argv.clone(),
+                agent: agent.as_ref().map(|(p, _)| p.name().to_owned()),
+                created_at_ms: unix_ms(),
+                timeout_ms: runnerd_request.timeout_ms,
+                exit: None,
+                ended_at_ms: None,
+                run: Default::default(),
+            },
+            agent.map(|(p, _)| p),
+            self.ring(),
+        );
+        session.lock().execs.push(exec.clone());
+        self.persist(session);
+        tokio::spawn(
+            self.clone()
+                .run_pump(session.clone(), exec.clone(), client, parser),
+        );
+        Ok(exec)
+    }
+
+    /// The runnerd request of an exec, and for an agent run its adapter and
+    /// exec spec.
+    async fn plan_exec(
+        &self,
+        request: ExecRequest,
+    ) -> Result<
+        (
+            proto::ExecRequest,
+            Option<(Arc<crate::plugin::AgentPlugin>, AgentPlan)>,
+        ),
+        SessionError,
+    > {
+        let timeout_ms = request
+            .timeout_ms
+            .map(|t| t + self.config.exec_attach_grace_secs * 1000);
+        match (request.argv, request.agent, request.run) {
+            (Some(argv), None, None) => {
+                if argv.is_empty() {
+                    return Err(SessionError::Invalid("argv must not be empty".into()));
+                }
+                Ok((
+                    proto::ExecRequest {
+                        argv,
+                        env: request.env,
+                        cwd: request.cwd,
+                        stdin: request.stdin,
+                        keep_stdin_open: request.keep_stdin_open,
+                        timeout_ms,
+                        ..Default::default()
+                    },
+                    None,
+                ))
+            }
+            (None, Some(agent), Some(run)) => {
+                if request.stdin.is_some() || request.cwd.is_some() {
+                    return Err(SessionError::Invalid(
+                        "an agent run takes its prompt and workdir from `run`, not `stdin`/`cwd`"
+                            .into(),
+                    ));
+                }
+                let plugin = self.plugins.agent(&agent).map_err(|_| {
+                    let known: Vec<String> = self
+                        .plugins
+                        .list()
+                        .into_iter()
+                        .filter(|p| p.kind == PluginKind::Agent)
+                        .map(|p| p.name)
+                        .collect();
+                    SessionError::Invalid(format!(
+                        "no agent adapter {agent:?}; loaded: {}",
+                        known.join(", ")
+                    ))
+                })?;
+                let workdir = run.workdir.clone();
+                let spec = plugin.build_exec(&run).await?;
+                let mut env = request.env;
+                env.extend(spec.env);
+                Ok((
+                    proto::ExecRequest {
+                        argv: spec.argv,
+                        env,
+                        env_from: spec.env_from,
+                        cwd: Some(workdir.clone()),
+                        stdin: spec.stdin,
+                        keep_stdin_open: spec.keep_stdin_open || request.keep_stdin_open,
+                        timeout_ms,
+                        ..Default::default()
+                    },
+                    Some((
+                        plugin,
+                        AgentPlan {
+                            workdir,
+                            files: spec.files,
+                        },
+                    )),
+                ))
+            }
+            (None, Some(_), None) => Err(SessionError::Invalid(
+                "an agent exec needs `run` (at least a prompt)".into(),
+            )),
+            (None, None, _) => Err(SessionError::Invalid(
+                "give either `argv` (a command) or `agent` and `run` (an agent run)".into(),
+            )),
+            (Some(_), _, _) => Err(SessionError::Invalid(
+                "`argv` and `agent`/`run` exclude each other".into(),
+            )),
+        }
+    }
+
+    pub fn exec(&self, session: &Session, id: &str) -> Result<Arc<Exec>, SessionError> {
+        session
+            .exec(id)
+            .ok_or_else(|| SessionError::ExecNotFound(id.to_owned()))
+    }
+
+    /// Writes to a running exec's stdin.
+    pub async fn stdin(
+        &self,
+        session: &Arc<Session>,
+        exec: &Exec,
+        input: StdinInput,
+    ) -> Result<(), SessionError> {
+        let (data, close) = match input {
+            StdinInput::Raw { data, close } => (data, close),
+            StdinInput::Steer { kind, text } => {
+                let Some(agent) = exec.agent() else {
+                    return Err(SessionError::Conflict {
+                        code: "not_an_agent_run",
+                        message: "steering needs an agent run; send raw bytes to a command".into(),
+                    });
+                };
+                match agent.encode_input(kind, &text).await? {
+                    Some(line) => (Bytes::from(line), false),
+                    None => {
+                        return Err(SessionError::Conflict {
+                            code: "steering_unsupported",
+                            message: format!(
+                                "the {} adapter cannot steer its CLI through stdin",
+                                agent.name()
+                            ),
+                        });
+                    }
+                }
+            }
+        };
+        let client = self.client(session).await?;
+        client.write_stdin(&exec.id(), data, close).await?;
+        Ok(())
+    }
+
+    /// Cancels a running exec (SIGTERM to its tree, SIGKILL after a grace);
+    /// its stream ends with a `cancelled` exit event.
+    pub async fn cancel(&self, session: &Arc<Session>, exec: &Exec) -> Result<(), SessionError> {
+        if !exec.is_running() {
+            return Ok(());
+        }
+        let client = self.client(session).await?;
+        match client.cancel(&exec.id(), Some(CANCEL_GRACE_MS)).await {
+            Ok(_) => Ok(()),
+            Err(err) if err.status().is_some_and(|s| s.as_u16() == 409) => Ok(()),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// Ends a session from any state: its execs are cancelled and given
+    /// their terminal events, its sandbox is destroyed. Idempotent.
+    pub async fn end(&self, session: &Arc<Session>, reason: EndReason) {
+        {
+            let mut state = session.lock();
+            if state.record.ended.is_some() {
+                return;
+            }
+            state.record.ended = Some(Ended {
+                reason,
+                at_ms: unix_ms(),
+            });
+        }
+        tracing::info!(session = %session.id, ?reason, "session ending");
+        let client = session.lock().sandbox.as_ref().map(client_for);
+        let running: Vec<_> = session
+            .execs()
+            .into_iter()
+            .filter(|e| e.is_running())
+            .collect();
+        if let (Some(client), false) = (client, running.is_empty()) {
+            for exec in &running {
+                if let Err(err) = client.cancel(&exec.id(), Some(CANCEL_GRACE_MS)).await {
+                    tracing::debug!(exec = %exec.id(), error = %err, "cancel at session end");
+                }
+            }
+            let drained =
+                tokio::time::timeout(END_DRAIN + Duration::from_millis(CANCEL_GRACE_MS), async {
+                    while running.iter().any(|e| e.is_running()) {
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                })
+                .await;
+            if drained.is_err() {
+                tracing::warn!(session = %session.id, "execs did not end in time; marked lost");
+            }
+        }
+        for exec in running {
+            exec.end_lost();
+        }
+        self.destroy_sandbox(session).await;
+        self.persist(session);
+    }
+
+    async fn destroy_sandbox(&self, session: &Session) {
+        let sandbox = session.lock().sandbox.take();
+        if let Some(sandbox) = sandbox
+            && let Err(err) = self.provider.destroy(&sandbox).await
+        {
+            tracing::error!(session = %session.id, sandbox = %sandbox.id, error = %err, "cannot destroy the sandbox");
+        }
+    }
+
+    /// Ends expired and idle sessions; see [`super::sweep`].
+    pub async fn sweep(&self) {
+        super::sweep::run_once(self, &self.all()).await;
+    }
+}
+
+/// What an agent run needs besides its runnerd request.
+pub(super) struct AgentPlan {
+    workdir: String,
+    files: Vec<paddock_sdk::agent::ExecFile>,
+}
+
+fn client_for(sandbox: &Sandbox) -> Client {
+    Client::new(sandbox.endpoint.clone(), sandbox.token.clone())
+}
+
+/// A workspace path for a file an adapter asked for, relative to the run's
+/// workdir; runnerd refuses anything escaping the workspace in any case.
+fn join_workdir(workdir: &str, path: &str) -> Result<String, SessionError> {
+    if path.starts_with('/') || path.split('/').any(|c| c == "..") {
+        return Err(SessionError::Invalid(format!(
+            "the adapter asked for a file outside the workdir: {path}"
+        )));
+    }
+    Ok(match workdir.trim_end_matches('/') {
+        "" | "." => path.to_owned(),
+        dir => format!("{dir}/{path}"),
+    })
+}
+
+/// A fresh random id with a prefix.
+pub(crate) fn new_id(prefix: &str) -> Result<String, SessionError> {
+    let mut bytes = [0u8; 12];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| SessionError::Persist(std::io::Error::other(e.to_string())))?;
+    Ok(format!("{prefix}-{}", hex::encode(bytes)))
+}

@@ -1,0 +1,164 @@
+//! Sessions: a platform's unit of work, with a TTL and an idle timeout, and
+//! a sandbox provisioned lazily on the first operation that needs one.
+//!
+//! [`Sessions`] owns them all. Every change is persisted ([`store`]) so that
+//! a restarted host re-adopts live sandboxes and their running execs.
+
+pub mod events;
+mod exec;
+mod manager;
+pub mod store;
+mod sweep;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+pub use exec::{Attachment, Exec, ExecView};
+pub use manager::{CreateSession, ExecRequest, SessionError, Sessions, StdinInput};
+
+use crate::provider::{NetworkPolicy, Sandbox};
+use store::{Ended, SessionRecord};
+
+/// Why a session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EndReason {
+    /// `DELETE /v1/sessions/{id}`.
+    Deleted,
+    /// Its TTL passed.
+    Ttl,
+    /// Nothing ran or attached for its idle timeout.
+    Idle,
+    /// The sandbox disappeared (its process, container or pod died).
+    ProviderLost,
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// One session.
+pub struct Session {
+    id: String,
+    owner: String,
+    state: Mutex<SessionState>,
+    /// Serializes provisioning so two first operations make one sandbox.
+    provisioning: tokio::sync::Mutex<()>,
+}
+
+struct SessionState {
+    record: SessionRecord,
+    sandbox: Option<Sandbox>,
+    execs: Vec<Arc<Exec>>,
+    /// Last API operation that counts as activity (exec, files, env), for a
+    /// session that has no sandbox yet to keep the clock.
+    last_activity_ms: u64,
+}
+
+/// `GET /v1/sessions/{id}`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct SessionView {
+    pub id: String,
+    pub owner: String,
+    /// `active` or `ended`.
+    pub state: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub end_reason: Option<EndReason>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ended_at_ms: Option<u64>,
+    pub provider: String,
+    /// Whether a sandbox has been provisioned.
+    pub provisioned: bool,
+    pub created_at_ms: u64,
+    pub expires_at_ms: u64,
+    pub idle_timeout_secs: u64,
+    pub network: NetworkPolicy,
+    pub labels: BTreeMap<String, String>,
+    /// Names of the env variables set at creation (values are not shown).
+    pub env: Vec<String>,
+    pub execs: usize,
+}
+
+impl Session {
+    fn new(record: SessionRecord, sandbox: Option<Sandbox>, execs: Vec<Arc<Exec>>) -> Arc<Self> {
+        Arc::new(Self {
+            id: record.id.clone(),
+            owner: record.owner.clone(),
+            state: Mutex::new(SessionState {
+                last_activity_ms: record.created_at_ms,
+                record,
+                sandbox,
+                execs,
+            }),
+            provisioning: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, SessionState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
+    pub fn is_active(&self) -> bool {
+        self.lock().record.ended.is_none()
+    }
+
+    fn ended(&self) -> Option<Ended> {
+        self.lock().record.ended
+    }
+
+    pub fn view(&self) -> SessionView {
+        let state = self.lock();
+        let r = &state.record;
+        SessionView {
+            id: r.id.clone(),
+            owner: r.owner.clone(),
+            state: if r.ended.is_some() { "ended" } else { "active" },
+            end_reason: r.ended.map(|e| e.reason),
+            ended_at_ms: r.ended.map(|e| e.at_ms),
+            provider: r.provider.clone(),
+            provisioned: state.sandbox.is_some(),
+            created_at_ms: r.created_at_ms,
+            expires_at_ms: r.expires_at_ms,
+            idle_timeout_secs: r.idle_timeout_secs,
+            network: r.network,
+            labels: r.labels.clone(),
+            env: r.env.keys().cloned().collect(),
+            execs: state.execs.len(),
+        }
+    }
+
+    pub fn exec(&self, id: &str) -> Option<Arc<Exec>> {
+        self.lock().execs.iter().find(|e| e.id() == id).cloned()
+    }
+
+    pub fn execs(&self) -> Vec<Arc<Exec>> {
+        self.lock().execs.clone()
+    }
+
+    fn touch(&self) {
+        self.lock().last_activity_ms = unix_ms();
+    }
+
+    /// The record with the execs' current state, for persisting.
+    fn snapshot(&self) -> SessionRecord {
+        let state = self.lock();
+        let mut record = state.record.clone();
+        record.execs = state.execs.iter().map(|e| e.record()).collect();
+        record
+    }
+}

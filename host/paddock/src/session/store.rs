@@ -1,0 +1,144 @@
+//! What a session leaves on disk so that a restarted host (even one killed
+//! with SIGKILL) can pick it up again: one JSON file per session under
+//! `<data_dir>/sessions/`, replaced atomically on every change.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use paddock_runnerd::proto::ExitInfo;
+use paddock_sdk::agent::{RunResult, UsageTotals};
+use serde::{Deserialize, Serialize};
+
+use crate::provider::NetworkPolicy;
+
+use super::EndReason;
+
+/// One session, as persisted.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SessionRecord {
+    pub id: String,
+    pub owner: String,
+    pub provider: String,
+    pub created_at_ms: u64,
+    pub expires_at_ms: u64,
+    pub idle_timeout_secs: u64,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub network: NetworkPolicy,
+    /// The provider's id of the sandbox, once provisioned. The token is not
+    /// kept here: the provider hands it back on re-adoption.
+    #[serde(default)]
+    pub sandbox_id: Option<String>,
+    #[serde(default)]
+    pub ended: Option<Ended>,
+    #[serde(default)]
+    pub execs: Vec<ExecRecord>,
+}
+
+/// How and when a session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ended {
+    pub reason: EndReason,
+    pub at_ms: u64,
+}
+
+/// One exec, as persisted.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExecRecord {
+    /// runnerd's id of the exec, which is also the API's.
+    pub id: String,
+    pub argv: Vec<String>,
+    /// The adapter of an agent run.
+    #[serde(default)]
+    pub agent: Option<String>,
+    pub created_at_ms: u64,
+    /// The timeout asked for, if any.
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+    #[serde(default)]
+    pub exit: Option<ExitInfo>,
+    #[serde(default)]
+    pub ended_at_ms: Option<u64>,
+    #[serde(default)]
+    pub run: AgentSummary,
+}
+
+/// What an agent run reported about itself.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AgentSummary {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<UsageTotals>,
+    /// The agent CLI's own session id (the latest `run_started`), to resume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_session_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<RunResult>,
+}
+
+/// The directory of session files.
+#[derive(Debug, Clone)]
+pub struct Store {
+    dir: PathBuf,
+}
+
+impl Store {
+    pub fn open(dir: PathBuf) -> std::io::Result<Self> {
+        std::fs::create_dir_all(&dir)?;
+        Ok(Self { dir })
+    }
+
+    fn path(&self, id: &str) -> PathBuf {
+        self.dir.join(format!("{id}.json"))
+    }
+
+    /// Replaces the session's file atomically (a reader or a crash sees the
+    /// old or the new content, never a torn one).
+    pub fn save(&self, record: &SessionRecord) -> std::io::Result<()> {
+        let json = serde_json::to_vec_pretty(record).map_err(std::io::Error::other)?;
+        let mut file = tempfile::NamedTempFile::new_in(&self.dir)?;
+        file.write_all(&json)?;
+        file.as_file().sync_all()?;
+        file.persist(self.path(&record.id)).map_err(|e| e.error)?;
+        Ok(())
+    }
+
+    pub fn remove(&self, id: &str) -> std::io::Result<()> {
+        match std::fs::remove_file(self.path(id)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+
+    /// Every readable record; unreadable files are logged and set aside
+    /// (renamed `*.corrupt`) rather than deleted, so nothing is lost.
+    pub fn load_all(&self) -> std::io::Result<Vec<SessionRecord>> {
+        let mut records = Vec::new();
+        for entry in std::fs::read_dir(&self.dir)? {
+            let path = entry?.path();
+            if path.extension().and_then(|e| e.to_str()) != Some("json") {
+                continue;
+            }
+            match read_record(&path) {
+                Ok(record) => records.push(record),
+                Err(err) => {
+                    tracing::error!(path = %path.display(), error = %err, "unreadable session file set aside");
+                    let aside = path.with_extension("json.corrupt");
+                    if let Err(err) = std::fs::rename(&path, &aside) {
+                        tracing::error!(path = %path.display(), error = %err, "cannot set the session file aside");
+                    }
+                }
+            }
+        }
+        records.sort_by_key(|r| r.created_at_ms);
+        Ok(records)
+    }
+}
+
+fn read_record(path: &Path) -> std::io::Result<SessionRecord> {
+    let bytes = std::fs::read(path)?;
+    serde_json::from_slice(&bytes).map_err(std::io::Error::other)
+}
