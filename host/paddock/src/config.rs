@@ -403,6 +403,10 @@ mod tests {
         let config = Config::load(Some(&path), |_| None).unwrap();
         assert_eq!(config.data_dir(), PathBuf::from(DEFAULT_DATA_DIR));
         assert_eq!(config.plugins.limits, PluginLimits::default());
+        assert_eq!(config.sessions, SessionsConfig::default());
+        assert_eq!(config.listen(), DEFAULT_LISTEN);
+        assert_eq!(config.provider_kind(), "local-process");
+        assert_eq!(config.bwrap_mode(), Ok(BwrapMode::Auto));
     }
 
     #[test]
