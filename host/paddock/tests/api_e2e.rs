@@ -398,7 +398,8 @@ async fn a_killed_host_re_adopts_its_sessions_and_running_execs() {
         )
         .await;
     let mut sse = host.events(ALICE, &session, &exec, None).await;
-    assert_eq!(sse.next().await.unwrap().data["text"], "before\n");
+    let seen = sse.next().await.unwrap();
+    assert_eq!(seen.data["text"], "before\n");
     host.kill9();
 
     let host = Host::start(&data, CONFIG);
@@ -407,9 +408,17 @@ async fn a_killed_host_re_adopts_its_sessions_and_running_execs() {
         .await;
     assert_eq!(status, 200, "{view}");
     assert_eq!(view["state"], "active");
+    // The client resumes with the id it saw from the dead host: ids are
+    // rebuilt identically from runnerd's frames.
+    let rest = host
+        .events(ALICE, &session, &exec, seen.id)
+        .await
+        .collect()
+        .await;
+    assert_eq!(stdout(&rest), "after\n");
+    assert_eq!(exit(&rest)["code"], 0, "the exec finished normally");
     let events = host.collect(ALICE, &session, &exec).await;
     assert_eq!(stdout(&events), "before\nafter\n");
-    assert_eq!(exit(&events)["code"], 0, "the exec finished normally");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -697,4 +706,129 @@ async fn two_hundred_concurrent_sessions_all_complete() {
     for task in tasks {
         task.await.expect("every stream completed");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopping_host_ends_open_streams_and_the_exec_survives() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let mut host = Host::start(&data, CONFIG);
+    let session = host.create_session(ALICE, json!({})).await;
+    let exec = host
+        .exec(
+            ALICE,
+            &session,
+            json_body(&["sh", "-c", "echo up; sleep 2; echo done"]),
+        )
+        .await;
+    let mut sse = host.events(ALICE, &session, &exec, None).await;
+    let first = sse.next().await.unwrap();
+    assert_eq!(first.data["text"], "up\n");
+    let status = host.terminate();
+    assert!(status.success(), "graceful exit: {status:?}");
+    let last = tokio::time::timeout(Duration::from_secs(10), sse.collect())
+        .await
+        .expect("the stream ended when the host stopped");
+    assert_eq!(
+        last.last().map(|e| e.event.as_str()),
+        Some("shutdown"),
+        "{last:?}"
+    );
+
+    // The exec kept running in its sandbox; a new host picks the stream up
+    // where the client left it.
+    let host = Host::start(&data, CONFIG);
+    let rest = host
+        .events(ALICE, &session, &exec, first.id)
+        .await
+        .collect()
+        .await;
+    assert_eq!(stdout(&rest), "done\n");
+    assert_eq!(exit(&rest)["code"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deadline_slides_while_attached_and_reaps_when_nobody_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = Host::start(
+        &dir.path().join("data"),
+        "[sessions]\nsweep_interval_ms = 100\nexec_attach_grace_secs = 1\n",
+    );
+    let session = host.create_session(ALICE, json!({})).await;
+    // Nobody attached: the timeout plus the grace ends it.
+    let lonely = host
+        .exec(
+            ALICE,
+            &session,
+            json!({"argv": ["sleep", "30"], "timeout_ms": 200}),
+        )
+        .await;
+    // Attached throughout: it runs to its natural end, well past both.
+    let watched = host
+        .exec(
+            ALICE,
+            &session,
+            json!({"argv": ["sleep", "3"], "timeout_ms": 200}),
+        )
+        .await;
+    let watched_events = host.collect(ALICE, &session, &watched).await;
+    assert_eq!(
+        exit(&watched_events)["reason"],
+        "exited",
+        "{watched_events:?}"
+    );
+    let (_, view) = host
+        .call(
+            "GET",
+            &format!("/v1/sessions/{session}/execs/{lonely}"),
+            ALICE,
+            None,
+        )
+        .await;
+    assert_eq!(view["exit"]["reason"], "timed_out", "{view}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extend_moves_the_ttl_up_to_the_maximum_and_reading_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = Host::start(
+        &dir.path().join("data"),
+        "[sessions]\ndefault_ttl_secs = 60\nmax_ttl_secs = 100\n",
+    );
+    let session = host.create_session(ALICE, json!({})).await;
+    let path = format!("/v1/sessions/{session}");
+    let (_, before) = host.call("GET", &path, ALICE, None).await;
+    let created = before["created_at_ms"].as_u64().unwrap();
+    assert_eq!(before["expires_at_ms"].as_u64().unwrap(), created + 60_000);
+    let (_, again) = host.call("GET", &path, ALICE, None).await;
+    assert_eq!(
+        again["expires_at_ms"], before["expires_at_ms"],
+        "reading never extends"
+    );
+    let (status, extended) = host
+        .call(
+            "POST",
+            &format!("{path}/extend"),
+            ALICE,
+            Some(json!({"by_secs": 30})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        extended["expires_at_ms"].as_u64().unwrap(),
+        created + 90_000
+    );
+    let (_, capped) = host
+        .call(
+            "POST",
+            &format!("{path}/extend"),
+            ALICE,
+            Some(json!({"by_secs": 3600})),
+        )
+        .await;
+    assert_eq!(
+        capped["expires_at_ms"].as_u64().unwrap(),
+        created + 100_000,
+        "capped at max_ttl_secs"
+    );
 }

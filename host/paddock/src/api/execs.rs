@@ -140,8 +140,11 @@ pub async fn events(
         None => query.since,
     }
     .unwrap_or(0);
-    let last = exec.view(session.id()).last_event_id;
-    if after > last {
+    let view = exec.view(session.id());
+    // While an exec runs (or is being replayed after a restart) a client
+    // may know events the log does not hold yet: it waits for them.
+    if view.state == "ended" && after > view.last_event_id {
+        let last = view.last_event_id;
         return Err(ApiError::bad_request(format!(
             "event {after} does not exist yet; the newest is {last}"
         )));

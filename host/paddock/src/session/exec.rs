@@ -35,6 +35,9 @@ pub struct Exec {
     attached: AtomicUsize,
     /// The adapter of an agent run, for steering.
     agent: Option<Arc<AgentPlugin>>,
+    /// For an exec re-adopted after a restart: what was persisted, used if
+    /// runnerd no longer has the exec to replay.
+    persisted: Option<ExecRecord>,
 }
 
 /// `GET /v1/sessions/{id}/execs/{exec}`.
@@ -81,7 +84,49 @@ impl Exec {
             log: Arc::new(EventLog::new(ring)),
             attached: AtomicUsize::new(0),
             agent,
+            persisted: None,
         })
+    }
+
+    /// An exec re-adopted after a restart, to be replayed from runnerd:
+    /// its event log, exit and agent totals are rebuilt from the frames, so
+    /// event ids stay what clients saw before.
+    pub fn revived(
+        record: ExecRecord,
+        agent: Option<Arc<AgentPlugin>>,
+        ring: RingLimits,
+    ) -> Arc<Self> {
+        let fresh = ExecRecord {
+            exit: None,
+            ended_at_ms: None,
+            run: Default::default(),
+            ..record.clone()
+        };
+        Arc::new(Self {
+            record: Mutex::new(fresh),
+            log: Arc::new(EventLog::new(ring)),
+            attached: AtomicUsize::new(0),
+            agent,
+            persisted: Some(record),
+        })
+    }
+
+    /// runnerd no longer has the exec: end it as persisted, or as lost if
+    /// it was still running when the host last saw it.
+    fn end_unreplayable(&self) {
+        match self
+            .persisted
+            .as_ref()
+            .and_then(|p| p.exit.map(|exit| (exit, p)))
+        {
+            Some((exit, persisted)) => {
+                self.lock().run = persisted.run.clone();
+                self.end(exit);
+            }
+            None => {
+                self.end_lost();
+            }
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, ExecRecord> {
@@ -262,7 +307,7 @@ pub async fn pump(
             Err(err) => {
                 if is_gone(&err) {
                     tracing::warn!(exec = %id, error = %err, "runnerd no longer knows the exec");
-                    exec.end_lost();
+                    exec.end_unreplayable();
                     break;
                 }
                 let first = *failing_since.get_or_insert_with(std::time::Instant::now);

@@ -146,7 +146,7 @@ impl Sessions {
             let execs = record
                 .execs
                 .iter()
-                .map(|r| this.revive_exec(r.clone()))
+                .map(|r| this.revive_exec(r.clone(), sandbox.is_some()))
                 .collect();
             let session = Session::new(record, sandbox, execs);
             this.insert(session.clone());
@@ -199,11 +199,14 @@ impl Sessions {
     }
 
     /// An exec as persisted, before its pump runs again.
-    fn revive_exec(&self, record: ExecRecord) -> Arc<Exec> {
+    fn revive_exec(&self, record: ExecRecord, replay: bool) -> Arc<Exec> {
         let agent = record
             .agent
             .as_ref()
             .and_then(|name| self.plugins.agent(name).ok());
+        if replay {
+            return Exec::revived(record, agent, self.ring());
+        }
         let ended = record.exit;
         let exec = Exec::new(
             ExecRecord {
@@ -213,15 +216,16 @@ impl Sessions {
             agent,
             self.ring(),
         );
-        if let Some(exit) = ended {
-            exec.end(exit);
-        }
+        match ended {
+            Some(exit) => exec.end(exit),
+            None => exec.end_lost(),
+        };
         exec
     }
 
-    /// Restarts the pumps of a re-adopted session's running execs: each
-    /// replays runnerd's retained frames (through a fresh parser) and goes
-    /// on with the live tail.
+    /// Restarts the pumps of a re-adopted session's execs: each replays
+    /// runnerd's retained frames (through a fresh parser), so event ids stay
+    /// stable, and goes on with the live tail of a running one.
     fn resume_pumps(self: &Arc<Self>, session: &Arc<Session>) {
         let Some(client) = session.lock().sandbox.as_ref().map(client_for) else {
             return;

@@ -43,7 +43,7 @@ impl Host {
             .arg("--config")
             .arg(&config_path)
             .env("PADDOCK_API_TOKENS", format!("alice={ALICE},bob={BOB}"))
-            .env("RUST_LOG", "warn")
+            .env("PADDOCK_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
