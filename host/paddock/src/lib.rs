@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod exec;
 pub mod plugin;

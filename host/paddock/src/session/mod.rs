@@ -12,7 +12,6 @@ mod sweep;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -20,6 +19,7 @@ use utoipa::ToSchema;
 pub use exec::{Attachment, Exec, ExecView};
 pub use manager::{CreateSession, ExecRequest, SessionError, Sessions, StdinInput};
 
+pub(crate) use crate::clock::unix_ms;
 use crate::provider::{NetworkPolicy, Sandbox};
 use store::{Ended, SessionRecord};
 
@@ -35,13 +35,6 @@ pub enum EndReason {
     Idle,
     /// The sandbox disappeared (its process, container or pod died).
     ProviderLost,
-}
-
-/// Milliseconds since the Unix epoch.
-pub(crate) fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// One session.

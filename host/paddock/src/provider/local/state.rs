@@ -10,12 +10,12 @@ use std::collections::BTreeMap;
 use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+pub(super) use crate::clock::unix_ms;
 use crate::provider::NetworkPolicy;
 
 /// Version of the state file's layout; a file of another version is not
@@ -128,14 +128,6 @@ pub(super) fn token_matches(token: &str, digest: &str) -> bool {
         .as_bytes()
         .ct_eq(digest.to_ascii_lowercase().as_bytes())
         .into()
-}
-
-/// Milliseconds since the unix epoch.
-pub(super) fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
 }
 
 #[cfg(test)]
