@@ -20,9 +20,15 @@ fmt:
 lint:
     cargo clippy --workspace --all-targets -- -D warnings
 
-# The plugin runtime benchmark (release build; not part of CI).
-bench *ARGS:
-    cargo bench -p paddock --bench plugins {{ARGS}}
+# The benchmarks (release build; not part of CI): plugins, sessions.
+bench NAME="plugins" *ARGS:
+    cargo bench -p paddock --bench {{NAME}} {{ARGS}}
+
+# runnerd as it ships into sandboxes: static (musl), stripped.
+runnerd-static:
+    rustup target add x86_64-unknown-linux-musl
+    cargo build -p paddock-runnerd --profile sandbox --target x86_64-unknown-linux-musl
+    @echo "$CARGO_TARGET_DIR/x86_64-unknown-linux-musl/sandbox/runnerd"
 
 # Build the shipped plugins as .wasm files (they are also embedded by the host build).
 plugins:
