@@ -86,6 +86,9 @@ pub struct SessionsConfig {
     /// ones are reported as a `gap`. Both bounds apply.
     pub replay_max_events: usize,
     pub replay_max_bytes: usize,
+    /// How long an ended session (and its execs' records) stays readable
+    /// before it is forgotten.
+    pub ended_retention_secs: u64,
 }
 
 impl Default for SessionsConfig {
@@ -98,6 +101,7 @@ impl Default for SessionsConfig {
             exec_attach_grace_secs: 60,
             replay_max_events: crate::exec::DEFAULT_RING.max_events,
             replay_max_bytes: crate::exec::DEFAULT_RING.max_bytes,
+            ended_retention_secs: 3600,
         }
     }
 }

@@ -559,6 +559,33 @@ async fn owners_are_isolated_and_paths_cannot_escape() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ended_sessions_are_forgotten_after_the_retention() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = Host::start(
+        &dir.path().join("data"),
+        "[sessions]\nsweep_interval_ms = 100\nended_retention_secs = 1\n",
+    );
+    let session = host.create_session(ALICE, json!({})).await;
+    let path = format!("/v1/sessions/{session}");
+    host.call("DELETE", &path, ALICE, None).await;
+    assert_eq!(
+        host.call("GET", &path, ALICE, None).await.0,
+        200,
+        "readable for a while"
+    );
+    assert!(
+        eventually(Duration::from_secs(10), async || host
+            .call("GET", &path, ALICE, None)
+            .await
+            .0
+            == 404)
+        .await
+    );
+    let file = host.data.join("sessions").join(format!("{session}.json"));
+    assert!(!file.exists(), "its file is gone too");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gets_a_json_error_not_a_panic() {
     let dir = tempfile::tempdir().unwrap();
     let host = host(&dir);

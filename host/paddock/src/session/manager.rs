@@ -629,6 +629,18 @@ impl Sessions {
         }
     }
 
+    /// Drops an ended session from memory and disk.
+    pub(super) fn forget(&self, session: &Session) {
+        self.sessions
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&session.id);
+        if let Err(err) = self.store.remove(&session.id) {
+            tracing::error!(session = %session.id, error = %err, "cannot remove the session file");
+        }
+        tracing::debug!(session = %session.id, "ended session forgotten");
+    }
+
     /// Ends expired and idle sessions; see [`super::sweep`].
     pub async fn sweep(&self) {
         super::sweep::run_once(self, &self.all()).await;

@@ -13,6 +13,14 @@ use super::{EndReason, Session, Sessions, unix_ms};
 
 pub(super) async fn run_once(sessions: &Sessions, all: &[Arc<Session>]) {
     let now = unix_ms();
+    let retention_ms = sessions.config().ended_retention_secs * 1000;
+    for session in all {
+        if let Some(ended) = session.ended()
+            && now.saturating_sub(ended.at_ms) >= retention_ms
+        {
+            sessions.forget(session);
+        }
+    }
     for session in all.iter().filter(|s| s.is_active()) {
         let (expires, idle_ms, sandbox, host_activity) = {
             let state = session.lock();
