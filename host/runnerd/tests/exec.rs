@@ -701,3 +701,37 @@ async fn as_pid_1_reaps_every_orphan() {
     }
     assert_eq!(runnerd.wait_exit(Duration::from_secs(10)), Some(0));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slower_client_slows_the_process_instead_of_missing_output() {
+    // A ring far smaller than the output (but larger than the 1 MiB pipe
+    // buffer, which is drained at full speed once the process exited):
+    // without back-pressure most of it would be evicted before this client
+    // read it.
+    let runnerd = Runnerd::start_with(&["--ring-bytes", "2M"], None);
+    let client = &runnerd.client;
+    let total = 12 * 1024 * 1024;
+    let created = client
+        .create_exec(&exec(&["head", "-c", &total.to_string(), "/dev/zero"]))
+        .await
+        .expect("create");
+    let mut stream = client.frames(&created.id, 0).await.expect("attach");
+    let (mut bytes, mut gaps, mut exited) = (0, 0, false);
+    while let Some(frame) = stream.next().await {
+        match frame.expect("frame") {
+            Frame::Stdout { data, .. } => {
+                bytes += data.len();
+                tokio::time::sleep(Duration::from_micros(300)).await;
+            }
+            Frame::Gap { .. } => gaps += 1,
+            Frame::Exit { exit, .. } => {
+                assert_eq!(exit.reason, ExitReason::Exited { code: 0 });
+                exited = true;
+            }
+            Frame::Stderr { .. } => {}
+        }
+    }
+    assert!(exited);
+    assert_eq!(gaps, 0, "a client that keeps reading misses nothing");
+    assert_eq!(bytes, total);
+}

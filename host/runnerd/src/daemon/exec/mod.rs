@@ -141,9 +141,33 @@ struct Deadline {
     unix_ms: u64,
 }
 
+/// One attached client, as back-pressure sees it.
+#[derive(Debug, Clone, Copy)]
+struct Reader {
+    /// The next seq it wants.
+    cursor: u64,
+    /// It made no progress for [`BACKPRESSURE_STALL`]: it no longer holds
+    /// the process back, and gets a gap frame for what it misses.
+    lagging: bool,
+}
+
+/// How long a process's output waits for an attached client that has not
+/// read what the next chunk would evict. A client that keeps up (the host)
+/// slows a fast writer to its own pace and misses nothing; one that stalls
+/// longer than this falls behind into a gap instead of blocking the
+/// process.
+pub const BACKPRESSURE_STALL: Duration = Duration::from_secs(2);
+
+/// A placeholder reader at seq 1, held from spawn until the first client
+/// attaches: the host attaches right after `POST /v1/execs`, and a fast
+/// writer must not have filled and wrapped the ring by then.
+const STARTER_READER: u64 = 0;
+
 #[derive(Debug)]
 struct Inner {
     ring: Ring,
+    readers: HashMap<u64, Reader>,
+    next_reader: u64,
     stdout_bytes: u64,
     stderr_bytes: u64,
     cap: u64,
@@ -166,6 +190,11 @@ pub struct Exec {
     inner: Mutex<Inner>,
     /// Bumped with the newest seq whenever a frame is pushed.
     seq_tx: watch::Sender<u64>,
+    /// Woken whenever an attached client reads on or goes away.
+    progress: tokio::sync::Notify,
+    /// Set once the process exited: its remaining output is drained at
+    /// full speed.
+    draining: AtomicBool,
     stdin: Arc<tokio::sync::Mutex<Option<pipe::Sender>>>,
     control: mpsc::UnboundedSender<Control>,
 }
@@ -213,6 +242,93 @@ impl Exec {
         };
         self.seq_tx.send_replace(seq);
         true
+    }
+
+    /// Registers an attached client that wants `cursor` next. The first
+    /// one replaces the placeholder held for whoever started the exec.
+    fn add_reader(&self, cursor: u64) -> u64 {
+        let mut inner = self.lock();
+        inner.readers.remove(&STARTER_READER);
+        let id = inner.next_reader;
+        inner.next_reader += 1;
+        inner.readers.insert(
+            id,
+            Reader {
+                cursor,
+                lagging: false,
+            },
+        );
+        id
+    }
+
+    fn advance_reader(&self, id: u64, cursor: u64) {
+        if let Some(reader) = self.lock().readers.get_mut(&id) {
+            *reader = Reader {
+                cursor,
+                lagging: false,
+            };
+        }
+        self.progress.notify_waiters();
+    }
+
+    fn remove_reader(&self, id: u64) {
+        self.lock().readers.remove(&id);
+        self.progress.notify_waiters();
+    }
+
+    /// The process exited: the placeholder for a client that never
+    /// attached stops holding its output back.
+    fn release_starter(&self) {
+        if let Some(starter) = self.lock().readers.get_mut(&STARTER_READER) {
+            starter.lagging = true;
+        }
+        self.progress.notify_waiters();
+    }
+
+    fn end_backpressure(&self) {
+        self.draining.store(true, Ordering::Release);
+        self.progress.notify_waiters();
+    }
+
+    /// Waits until `incoming` more output bytes would evict nothing an
+    /// attached client still has to read, or until such a client made no
+    /// progress for [`BACKPRESSURE_STALL`] (it is then marked lagging).
+    async fn wait_for_room(&self, incoming: usize, stop: &mut watch::Receiver<bool>) {
+        let mut since_progress = Instant::now();
+        loop {
+            let notified = self.progress.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.draining.load(Ordering::Acquire) {
+                return;
+            }
+            {
+                let mut inner = self.lock();
+                let Some(evicted) = inner.ring.evicted_by(incoming) else {
+                    return;
+                };
+                let mut behind = inner
+                    .readers
+                    .values_mut()
+                    .filter(|r| !r.lagging && r.cursor <= evicted)
+                    .peekable();
+                if behind.peek().is_none() {
+                    return;
+                }
+                if since_progress.elapsed() >= BACKPRESSURE_STALL {
+                    for reader in behind {
+                        reader.lagging = true;
+                    }
+                    tracing::info!(exec = %self.id, "an attached client stalled; it will get a gap frame");
+                    return;
+                }
+            }
+            tokio::select! {
+                () = &mut notified => since_progress = Instant::now(),
+                () = tokio::time::sleep_until((since_progress + BACKPRESSURE_STALL).into()) => {}
+                _ = stop.wait_for(|stop| *stop) => return,
+            }
+        }
     }
 
     /// Pushes the terminal frame; nothing is pushed after it.
@@ -652,6 +768,14 @@ impl Execs {
             in_cgroup: cgroup.is_some(),
             inner: Mutex::new(Inner {
                 ring: Ring::new(self.settings.ring_bytes),
+                readers: HashMap::from([(
+                    STARTER_READER,
+                    Reader {
+                        cursor: 1,
+                        lagging: false,
+                    },
+                )]),
+                next_reader: STARTER_READER + 1,
                 stdout_bytes: 0,
                 stderr_bytes: 0,
                 cap: request.output_cap_bytes.unwrap_or(DEFAULT_OUTPUT_CAP_BYTES),
@@ -662,6 +786,8 @@ impl Execs {
                 stdin_open,
             }),
             seq_tx: watch::Sender::new(0),
+            progress: tokio::sync::Notify::new(),
+            draining: AtomicBool::new(false),
             stdin: Arc::new(tokio::sync::Mutex::new(stdin)),
             control: control_tx,
         });

@@ -80,6 +80,21 @@ impl Ring {
         seq
     }
 
+    /// The newest seq that pushing `incoming` more output bytes would
+    /// evict, if any.
+    pub fn evicted_by(&self, incoming: usize) -> Option<u64> {
+        let mut excess = (self.bytes + incoming).checked_sub(self.capacity)?;
+        let mut evicted = None;
+        for (seq, entry) in (self.first_seq..).zip(&self.entries) {
+            if excess == 0 {
+                break;
+            }
+            excess = excess.saturating_sub(counted(entry.kind, &entry.payload));
+            evicted = Some(seq);
+        }
+        evicted
+    }
+
     /// Seq of the newest frame; 0 before the first.
     pub fn last_seq(&self) -> u64 {
         self.first_seq + self.entries.len() as u64 - 1
@@ -181,6 +196,18 @@ mod tests {
         assert_eq!(frames.len(), 4);
         assert_eq!(read.cursor, 5);
         assert!(read.output && !read.terminal);
+    }
+
+    #[test]
+    fn knows_what_a_push_would_evict() {
+        let mut ring = Ring::new(6);
+        assert_eq!(ring.evicted_by(6), None);
+        for chunk in [&b"ab"[..], b"cd", b"ef"] {
+            ring.push(FrameKind::Stdout, Bytes::copy_from_slice(chunk));
+        }
+        assert_eq!(ring.evicted_by(0), None);
+        assert_eq!(ring.evicted_by(1), Some(1));
+        assert_eq!(ring.evicted_by(3), Some(2));
     }
 
     #[test]

@@ -44,6 +44,10 @@ impl Exec {
         tokio::spawn(async move {
             let mut seqs = exec.subscribe();
             let mut cursor = since + 1;
+            let reader = ReaderGuard {
+                id: exec.add_reader(cursor),
+                exec: Arc::clone(&exec),
+            };
             loop {
                 // Mark the current seq seen before reading, so a frame
                 // pushed after the read wakes `changed` below.
@@ -51,6 +55,7 @@ impl Exec {
                 let mut out = BytesMut::new();
                 let read = exec.read_frames(cursor, &mut out, BATCH_BYTES);
                 cursor = read.cursor;
+                exec.advance_reader(reader.id, cursor);
                 if read.frames == 0 && read.terminal {
                     return;
                 }
@@ -73,5 +78,17 @@ impl Exec {
             }
         });
         Ok(ChannelBody::new(rx))
+    }
+}
+
+/// Unregisters an attached client however its task ends.
+struct ReaderGuard {
+    id: u64,
+    exec: Arc<Exec>,
+}
+
+impl Drop for ReaderGuard {
+    fn drop(&mut self) {
+        self.exec.remove_reader(self.id);
     }
 }

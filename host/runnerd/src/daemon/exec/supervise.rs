@@ -28,6 +28,10 @@ use crate::proto::{ExitInfo, ExitReason, FrameKind, ProcessStatus};
 /// so a fast producer is drained in few, large frames.
 const READ_CHUNK: usize = 256 * 1024;
 
+/// After the drain timed out with back-pressure, how long the pipes get to
+/// empty into the ring without it.
+const FINAL_DRAIN: Duration = Duration::from_millis(200);
+
 /// Pipe buffer size asked for stdout and stderr (the Linux default
 /// `pipe-max-size`): fewer wake-ups and larger frames for chatty processes.
 const PIPE_SIZE: libc::c_int = 1024 * 1024;
@@ -141,6 +145,8 @@ async fn pump(
         if buf.capacity() < READ_CHUNK / 4 {
             buf.reserve(READ_CHUNK);
         }
+        exec.wait_for_room(buf.capacity() - buf.len(), &mut stop)
+            .await;
         let read = tokio::select! {
             read = pipe.read_buf(&mut buf) => read,
             _ = stop.wait_for(|stop| *stop) => return,
@@ -219,18 +225,29 @@ async fn supervise(
     }
 
     // Drain the pipes, bounded: a surviving background child may hold them.
+    // Attached clients still pace the drain (so a tail larger than the ring
+    // is not lost to them); with nobody attached, nothing holds it back.
+    exec.release_starter();
     let drain_until = tokio::time::Instant::now() + drain;
     let mut readers: Vec<Option<JoinHandle<()>>> = readers.into_iter().map(Some).collect();
     for slot in &mut readers {
         let Some(handle) = slot.as_mut() else {
             continue;
         };
-        match tokio::time::timeout_at(drain_until, handle).await {
+        match tokio::time::timeout_at(drain_until, &mut *handle).await {
             Ok(joined) => {
                 log_join(&exec, joined);
                 *slot = None;
             }
             Err(_) => {
+                // Whatever is still in the pipes goes into the ring at full
+                // speed (a slow client gets a gap frame for it), briefly.
+                exec.end_backpressure();
+                if let Ok(joined) = tokio::time::timeout(FINAL_DRAIN, &mut *handle).await {
+                    log_join(&exec, joined);
+                    *slot = None;
+                    continue;
+                }
                 tracing::info!(exec = %exec.id, "pipes still open after the process ended; closing them");
                 break;
             }
