@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use axum::serve::ListenerExt;
 
 use crate::api::{self, AppState, Tokens};
 use crate::config::Config;
@@ -79,6 +80,13 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<ExitCode
     );
     std::io::stdout().flush().ok();
     tracing::info!(%addr, data_dir = %data_dir.display(), plugins_dir = %config.plugins_dir().display(), "paddock is serving; Ctrl-C stops it");
+    // Without TCP_NODELAY a client's delayed ACK held each SSE event back
+    // by 40 ms.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(err) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %err, "cannot set TCP_NODELAY");
+        }
+    });
     axum::serve(listener, router)
         .with_graceful_shutdown(async move {
             shutdown_signal().await;

@@ -227,7 +227,7 @@ impl Sessions {
     /// runnerd's retained frames (through a fresh parser), so event ids stay
     /// stable, and goes on with the live tail of a running one.
     fn resume_pumps(self: &Arc<Self>, session: &Arc<Session>) {
-        let Some(client) = session.lock().sandbox.as_ref().map(client_for) else {
+        let Some(client) = session.runnerd() else {
             return;
         };
         for exec in session.execs().into_iter().filter(|e| e.is_running()) {
@@ -352,12 +352,12 @@ impl Sessions {
             return Err(SessionError::Ended(ended.reason));
         }
         session.touch();
-        if let Some(sandbox) = &session.lock().sandbox {
-            return Ok(client_for(sandbox));
+        if let Some(client) = session.runnerd() {
+            return Ok(client);
         }
         let _guard = session.provisioning.lock().await;
-        if let Some(sandbox) = &session.lock().sandbox {
-            return Ok(client_for(sandbox));
+        if let Some(client) = session.runnerd() {
+            return Ok(client);
         }
         let spec = {
             let record = &session.lock().record;
@@ -371,21 +371,18 @@ impl Sessions {
             }
         };
         let sandbox = self.provider.provision(&spec).await?;
-        let client = client_for(&sandbox);
-        let raced_end = {
-            let mut state = session.lock();
-            state.record.sandbox_id = Some(sandbox.id.clone());
-            state.sandbox = Some(sandbox.clone());
-            state.record.ended
-        };
+        let sandbox_id = sandbox.id.clone();
+        let raced_end = session.set_sandbox(sandbox);
         self.persist(session);
         if let Some(ended) = raced_end {
             // Deleted while provisioning: do not leak the sandbox.
             self.destroy_sandbox(session).await;
             return Err(SessionError::Ended(ended.reason));
         }
-        tracing::info!(session = %session.id, sandbox = %sandbox.id, "sandbox provisioned");
-        Ok(client)
+        tracing::info!(session = %session.id, sandbox = %sandbox_id, "sandbox provisioned");
+        session
+            .runnerd()
+            .ok_or(SessionError::Ended(EndReason::Deleted))
     }
 
     /// Starts an exec and its pump.
@@ -590,7 +587,7 @@ impl Sessions {
             });
         }
         tracing::info!(session = %session.id, ?reason, "session ending");
-        let client = session.lock().sandbox.as_ref().map(client_for);
+        let client = session.runnerd();
         let running: Vec<_> = session
             .execs()
             .into_iter()
@@ -621,7 +618,7 @@ impl Sessions {
     }
 
     async fn destroy_sandbox(&self, session: &Session) {
-        let sandbox = session.lock().sandbox.take();
+        let sandbox = session.take_sandbox();
         if let Some(sandbox) = sandbox
             && let Err(err) = self.provider.destroy(&sandbox).await
         {
@@ -651,10 +648,6 @@ impl Sessions {
 pub(super) struct AgentPlan {
     workdir: String,
     files: Vec<paddock_sdk::agent::ExecFile>,
-}
-
-fn client_for(sandbox: &Sandbox) -> Client {
-    Client::new(sandbox.endpoint.clone(), sandbox.token.clone())
 }
 
 /// A workspace path for a file an adapter asked for, relative to the run's

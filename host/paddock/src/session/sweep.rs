@@ -22,12 +22,12 @@ pub(super) async fn run_once(sessions: &Sessions, all: &[Arc<Session>]) {
         }
     }
     for session in all.iter().filter(|s| s.is_active()) {
-        let (expires, idle_ms, sandbox, host_activity) = {
+        let (expires, idle_ms, client, host_activity) = {
             let state = session.lock();
             (
                 state.record.expires_at_ms,
                 state.record.idle_timeout_secs * 1000,
-                state.sandbox.clone(),
+                state.runnerd.clone(),
                 state.last_activity_ms,
             )
         };
@@ -35,13 +35,12 @@ pub(super) async fn run_once(sessions: &Sessions, all: &[Arc<Session>]) {
             sessions.end(session, EndReason::Ttl).await;
             continue;
         }
-        let Some(sandbox) = sandbox else {
+        let Some(client) = client else {
             if idle_ms > 0 && now.saturating_sub(host_activity) >= idle_ms {
                 sessions.end(session, EndReason::Idle).await;
             }
             continue;
         };
-        let client = paddock_runnerd::client::Client::new(sandbox.endpoint, sandbox.token);
         let health = match client.health().await {
             Ok(health) => health,
             Err(err) => {
