@@ -2,6 +2,7 @@
 
 mod plugin;
 mod serve;
+mod session;
 
 use std::path::PathBuf;
 
@@ -36,6 +37,9 @@ pub enum Command {
     /// Inspect and try plugins.
     #[command(subcommand)]
     Plugin(plugin::PluginCommand),
+    /// Create sessions and run commands and agents in them, through a
+    /// running host's API.
+    Session(session::SessionArgs),
 }
 
 impl Cli {
@@ -58,5 +62,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     match cli.command {
         Command::Serve(args) => serve::run(config, args).await,
         Command::Plugin(command) => plugin::run(config, command).await,
+        Command::Session(args) => session::run(config, args).await,
     }
 }
