@@ -859,3 +859,29 @@ async fn extend_moves_the_ttl_up_to_the_maximum_and_reading_does_not() {
         "capped at max_ttl_secs"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_attached_client_gets_a_fast_writer_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    // A replay ring far smaller than the output: without back-pressure from
+    // the attached client most of it would become a gap.
+    let host = Host::start(
+        &dir.path().join("data"),
+        "[sessions]\nreplay_max_bytes = 262144\n",
+    );
+    let session = host.create_session(ALICE, json!({})).await;
+    let exec = host
+        .exec(ALICE, &session, json_body(&["seq", "1", "1000000"]))
+        .await;
+    let events = host.collect(ALICE, &session, &exec).await;
+    assert!(
+        !events
+            .iter()
+            .any(|e| e.event == "gap" || e.event == "output_gap"),
+        "no gap"
+    );
+    let out = stdout(&events);
+    assert_eq!(out.lines().count(), 1_000_000);
+    assert_eq!(out.lines().last(), Some("1000000"));
+    assert_eq!(exit(&events)["code"], 0);
+}

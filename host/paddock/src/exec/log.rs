@@ -6,8 +6,9 @@
 //! events it asks for were already evicted it gets one explicit
 //! [`Delivery::Gap`] naming the missing range, never a silent hole.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
 
@@ -56,6 +57,42 @@ struct State<E> {
     next_seq: u64,
     bytes: usize,
     closed: bool,
+    /// Live subscribers, by id: how far each has read.
+    readers: HashMap<u64, Reader>,
+    next_reader: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Reader {
+    /// The last sequence number it has taken.
+    after: u64,
+    /// It made no progress for [`BACKPRESSURE_STALL`]: it no longer holds
+    /// the writer back and gets a gap for what it misses.
+    lagging: bool,
+}
+
+/// How long [`EventLog::wait_for_room`] waits for a subscriber that has not
+/// read what the next event would evict. A subscriber that keeps up slows
+/// the writer to its pace (and, through runnerd, the process) and misses
+/// nothing; one stalled longer falls behind into a gap.
+pub const BACKPRESSURE_STALL: Duration = Duration::from_secs(2);
+
+impl<E: Weigh> State<E> {
+    /// The newest sequence number that appending an event of `weight`
+    /// would evict, if any.
+    fn evicted_by(&self, weight: usize, limits: RingLimits) -> Option<u64> {
+        let (mut len, mut bytes) = (self.ring.len() + 1, self.bytes + weight);
+        let mut evicted = None;
+        for entry in &self.ring {
+            if len <= 1 || (len <= limits.max_events && bytes <= limits.max_bytes) {
+                break;
+            }
+            len -= 1;
+            bytes -= entry.event.weight();
+            evicted = Some(entry.seq);
+        }
+        evicted
+    }
 }
 
 /// The log. Cheap to share behind an `Arc`.
@@ -64,6 +101,8 @@ pub struct EventLog<E> {
     limits: RingLimits,
     /// Bumped on every push and on close, so subscribers wake up.
     changed: watch::Sender<u64>,
+    /// Woken when a subscriber reads on or goes away.
+    progress: tokio::sync::Notify,
 }
 
 impl<E: Weigh> EventLog<E> {
@@ -74,9 +113,12 @@ impl<E: Weigh> EventLog<E> {
                 next_seq: 1,
                 bytes: 0,
                 closed: false,
+                readers: HashMap::new(),
+                next_reader: 0,
             }),
             limits,
             changed: watch::channel(0).0,
+            progress: tokio::sync::Notify::new(),
         }
     }
 
@@ -112,6 +154,41 @@ impl<E: Weigh> EventLog<E> {
         Some(seq)
     }
 
+    /// Waits until appending an event of `weight` would evict nothing a
+    /// live subscriber still has to read, or until such a subscriber made
+    /// no progress for [`BACKPRESSURE_STALL`] (it is then marked lagging).
+    pub async fn wait_for_room(&self, weight: usize) {
+        let mut since_progress = Instant::now();
+        loop {
+            let notified = self.progress.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            {
+                let mut state = self.lock();
+                let Some(evicted) = state.evicted_by(weight, self.limits) else {
+                    return;
+                };
+                let mut behind = state
+                    .readers
+                    .values_mut()
+                    .filter(|r| !r.lagging && r.after < evicted)
+                    .peekable();
+                if behind.peek().is_none() {
+                    return;
+                }
+                if since_progress.elapsed() >= BACKPRESSURE_STALL {
+                    behind.for_each(|r| r.lagging = true);
+                    tracing::info!("a subscriber stalled; it will get a gap");
+                    return;
+                }
+            }
+            tokio::select! {
+                () = &mut notified => since_progress = Instant::now(),
+                () = tokio::time::sleep_until((since_progress + BACKPRESSURE_STALL).into()) => {}
+            }
+        }
+    }
+
     /// No more events: subscribers end once they have read the last one.
     pub fn close(&self) {
         self.lock().closed = true;
@@ -129,7 +206,21 @@ impl<E: Weigh> EventLog<E> {
 
     /// Reads every event after `after` (0: from the start), then follows.
     pub fn subscribe(self: &Arc<Self>, after: u64) -> Subscription<E> {
+        let id = {
+            let mut state = self.lock();
+            let id = state.next_reader;
+            state.next_reader += 1;
+            state.readers.insert(
+                id,
+                Reader {
+                    after,
+                    lagging: false,
+                },
+            );
+            id
+        };
         Subscription {
+            id,
             log: self.clone(),
             after,
             changed: self.changed.subscribe(),
@@ -139,7 +230,9 @@ impl<E: Weigh> EventLog<E> {
 }
 
 /// A reader of a log; see [`EventLog::subscribe`].
-pub struct Subscription<E> {
+pub struct Subscription<E: Weigh> {
+    /// Its id among the log's readers.
+    id: u64,
     log: Arc<EventLog<E>>,
     /// The last sequence number delivered (or skipped by a gap).
     after: u64,
@@ -176,6 +269,20 @@ impl<E: Weigh> Subscription<E> {
 
     /// Moves what is newer than `after` into `pending`; false if nothing.
     fn fill(&mut self) -> bool {
+        let filled = self.take_new();
+        if filled {
+            if let Some(reader) = self.log.lock().readers.get_mut(&self.id) {
+                *reader = Reader {
+                    after: self.after,
+                    lagging: false,
+                };
+            }
+            self.log.progress.notify_waiters();
+        }
+        filled
+    }
+
+    fn take_new(&mut self) -> bool {
         let state = self.log.lock();
         let Some(first) = state.ring.front().map(|e| e.seq) else {
             return false;
@@ -198,6 +305,13 @@ impl<E: Weigh> Subscription<E> {
     /// The last sequence number delivered.
     pub fn position(&self) -> u64 {
         self.after
+    }
+}
+
+impl<E: Weigh> Drop for Subscription<E> {
+    fn drop(&mut self) {
+        self.log.lock().readers.remove(&self.id);
+        self.log.progress.notify_waiters();
     }
 }
 
@@ -298,5 +412,44 @@ mod tests {
         for reader in readers {
             assert_eq!(reader.await.unwrap(), (1..=10_000).collect::<Vec<u64>>());
         }
+    }
+
+    #[tokio::test]
+    async fn a_reading_subscriber_holds_the_writer_back_instead_of_missing_events() {
+        let log = log(4, 1 << 20);
+        let mut sub = log.subscribe(0);
+        let writer = {
+            let log = log.clone();
+            tokio::spawn(async move {
+                for i in 0..50 {
+                    log.wait_for_room(1).await;
+                    log.push(i.to_string());
+                }
+                log.close();
+            })
+        };
+        let mut got = Vec::new();
+        while let Some(delivery) = sub.next().await {
+            match delivery {
+                Delivery::Event(e) => got.push(e.event.clone()),
+                Delivery::Gap { from, to } => panic!("gap {from}..{to}"),
+            }
+            tokio::task::yield_now().await;
+        }
+        writer.await.unwrap();
+        assert_eq!(got, (0..50).map(|i| i.to_string()).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn a_stalled_subscriber_stops_holding_the_writer_after_the_stall() {
+        let log = log(2, 1 << 20);
+        let sub = log.subscribe(0);
+        for i in 0..10 {
+            log.wait_for_room(1).await;
+            log.push(i.to_string());
+        }
+        log.close();
+        drop(sub);
+        assert_eq!(log.last_seq(), 10, "the writer went on");
     }
 }

@@ -20,7 +20,7 @@ use utoipa::ToSchema;
 use super::events::{ExecEvent, Utf8Stream};
 use super::store::ExecRecord;
 use super::unix_ms;
-use crate::exec::{EventLog, RingLimits, Subscription};
+use crate::exec::{EventLog, RingLimits, Subscription, Weigh};
 use crate::plugin::{AgentParser, AgentPlugin};
 
 /// How long the pump keeps retrying an unreachable runnerd before it
@@ -239,10 +239,17 @@ impl Exec {
         }
     }
 
-    fn push_agent_events(&self, events: Vec<AgentEvent>) {
+    /// Appends an event, first letting attached clients read what it would
+    /// evict (back-pressure that reaches the process through runnerd).
+    async fn append(&self, event: ExecEvent) {
+        self.log.wait_for_room(event.weight()).await;
+        self.log.push(event);
+    }
+
+    async fn push_agent_events(&self, events: Vec<AgentEvent>) {
         for event in events {
             self.note_agent_event(&event);
-            self.log.push(ExecEvent::agent(&event));
+            self.append(ExecEvent::agent(&event)).await;
         }
     }
 }
@@ -336,19 +343,19 @@ pub async fn pump(
                 Frame::Stdout { data, .. } => {
                     let text = stdout.push(&data);
                     if !text.is_empty() {
-                        exec.log.push(ExecEvent::stdout(&text));
+                        exec.append(ExecEvent::stdout(&text)).await;
                     }
                     parse(&exec, &mut parser, Step::Feed(&data)).await;
                 }
                 Frame::Stderr { data, .. } => {
                     let text = stderr.push(&data);
                     if !text.is_empty() {
-                        exec.log.push(ExecEvent::stderr(&text));
+                        exec.append(ExecEvent::stderr(&text)).await;
                     }
                 }
                 Frame::Gap { range, .. } => {
-                    exec.log
-                        .push(ExecEvent::output_gap(range.to - range.from + 1));
+                    exec.append(ExecEvent::output_gap(range.to - range.from + 1))
+                        .await;
                 }
                 Frame::Exit { exit, .. } => {
                     for (rest, event) in [
@@ -356,7 +363,7 @@ pub async fn pump(
                         (stderr.finish(), ExecEvent::stderr),
                     ] {
                         if !rest.is_empty() {
-                            exec.log.push(event(&rest));
+                            exec.append(event(&rest)).await;
                         }
                     }
                     parse(&exec, &mut parser, Step::Finish(process_end(&exit))).await;
@@ -386,14 +393,15 @@ async fn parse(exec: &Exec, parser: &mut Option<AgentParser>, step: Step<'_>) {
         Step::Finish(end) => p.finish(end).await,
     };
     match result {
-        Ok(events) => exec.push_agent_events(events),
+        Ok(events) => exec.push_agent_events(events).await,
         Err(err) => {
             tracing::error!(exec = %exec.id(), error = %err, "the agent adapter failed; its events stop, raw output goes on");
             exec.push_agent_events(vec![AgentEvent::Error(AgentError {
                 kind: ErrorKind::Other,
                 message: format!("the agent adapter failed: {err}"),
                 retryable: false,
-            })]);
+            })])
+            .await;
             *parser = None;
         }
     }
