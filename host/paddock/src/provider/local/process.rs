@@ -247,6 +247,12 @@ mod tests {
             .spawn()
             .expect("spawn sh");
         let pid = child.id();
+        // Until the child has exec'd, its command line is still ours.
+        let started = std::time::Instant::now();
+        while SandboxProcess::find(pid, &workspace).is_none() {
+            assert!(started.elapsed() < Duration::from_secs(5), "sh did not start");
+            std::thread::sleep(Duration::from_millis(5));
+        }
 
         assert!(SandboxProcess::find(pid, &dir.path().join("other")).is_none());
         assert!(SandboxProcess::find(0, &workspace).is_none());
