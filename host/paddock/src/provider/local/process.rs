@@ -250,7 +250,10 @@ mod tests {
         // Until the child has exec'd, its command line is still ours.
         let started = std::time::Instant::now();
         while SandboxProcess::find(pid, &workspace).is_none() {
-            assert!(started.elapsed() < Duration::from_secs(5), "sh did not start");
+            assert!(
+                started.elapsed() < Duration::from_secs(5),
+                "sh did not start"
+            );
             std::thread::sleep(Duration::from_millis(5));
         }
 
