@@ -225,37 +225,39 @@ fn pidfd_exited(fd: &OwnedFd) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use std::process::{Command, Stdio};
+    use std::io::{BufRead, BufReader};
+    use std::process::{Child, Command, Stdio};
 
     use super::*;
+
+    /// Starts `sh -c SCRIPT runnerd --workspace WORKSPACE` (its command line
+    /// names the workspace like runnerd's does) and returns once the script
+    /// has printed its first line, so it has exec'd and set up its traps.
+    fn spawn_named(script: &str, workspace: &Path) -> (Child, SandboxProcess) {
+        let mut child = Command::new("sh")
+            .args(["-c", script, "runnerd", "--workspace"])
+            .arg(workspace)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("spawn sh");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("ready line");
+        assert_eq!(line, "ready\n");
+        let process = SandboxProcess::find(child.id(), workspace).expect("found by pid");
+        (child, process)
+    }
 
     #[tokio::test]
     async fn finds_and_terminates_only_processes_naming_the_workspace() {
         let dir = tempfile::tempdir().expect("tempdir");
         let workspace = dir.path().join("workspace");
-        // `sh -c CMD NAME ARGS...`: the command line names the workspace
-        // like runnerd's does (a loop, so sh does not exec into `sleep`).
-        let mut child = Command::new("sh")
-            .args([
-                "-c",
-                "while :; do sleep 0.05; done",
-                "runnerd",
-                "--workspace",
-            ])
-            .arg(&workspace)
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("spawn sh");
-        let pid = child.id();
-        // Until the child has exec'd, its command line is still ours.
-        let started = std::time::Instant::now();
-        while SandboxProcess::find(pid, &workspace).is_none() {
-            assert!(
-                started.elapsed() < Duration::from_secs(5),
-                "sh did not start"
-            );
-            std::thread::sleep(Duration::from_millis(5));
-        }
+        // A loop, so sh does not exec into `sleep`.
+        let (child, process) = spawn_named("echo ready; while :; do sleep 0.05; done", &workspace);
+        let pid = process.pid();
 
         assert!(SandboxProcess::find(pid, &dir.path().join("other")).is_none());
         assert!(SandboxProcess::find(0, &workspace).is_none());
@@ -266,8 +268,8 @@ mod tests {
             [pid]
         );
 
-        let process = SandboxProcess::find(pid, &workspace).expect("found by pid");
         // Reap concurrently, as the provider's reaper does.
+        let mut child = child;
         let waiter = std::thread::spawn(move || child.wait());
         let ending = terminate(&process, Duration::from_secs(5))
             .await
@@ -286,18 +288,10 @@ mod tests {
     async fn kills_what_ignores_sigterm() {
         let dir = tempfile::tempdir().expect("tempdir");
         let workspace = dir.path().join("workspace");
-        let mut child = Command::new("sh")
-            .args([
-                "-c",
-                "trap '' TERM; while :; do sleep 0.05; done",
-                "runnerd",
-                "--workspace",
-            ])
-            .arg(&workspace)
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("spawn sh");
-        let process = SandboxProcess::find(child.id(), &workspace).expect("found");
+        let (mut child, process) = spawn_named(
+            "trap '' TERM; echo ready; while :; do sleep 0.05; done",
+            &workspace,
+        );
         let waiter = std::thread::spawn(move || child.wait());
         let ending = terminate(&process, Duration::from_millis(200))
             .await
