@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{ALICE, BOB, Host, eventually, exit, json_body, stdout};
+use common::{ALICE, BOB, Host, Sse, SseEvent, eventually, exit, json_body, stdout};
 use serde_json::{Value, json};
 
 /// Fast sweeps, so TTL and idle tests take seconds.
@@ -14,6 +14,20 @@ const CONFIG: &str = "[sessions]\nsweep_interval_ms = 200\n";
 
 fn host(dir: &tempfile::TempDir) -> Host {
     Host::start(&dir.path().join("data"), CONFIG)
+}
+
+/// A session running `echo FIRST; sleep 2; echo SECOND`, attached until its
+/// first line arrived: for tests that stop the host in between.
+async fn two_step_exec(host: &Host, first: &str, second: &str) -> (String, String, Sse, SseEvent) {
+    let session = host.create_session(ALICE, json!({})).await;
+    let script = format!("echo {first}; sleep 2; echo {second}");
+    let exec = host
+        .exec(ALICE, &session, json_body(&["sh", "-c", &script]))
+        .await;
+    let mut sse = host.events(ALICE, &session, &exec, None).await;
+    let seen = sse.next().await.expect("the first line");
+    assert_eq!(seen.data["text"], format!("{first}\n"));
+    (session, exec, sse, seen)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -389,17 +403,7 @@ async fn a_killed_host_re_adopts_its_sessions_and_running_execs() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let mut host = Host::start(&data, CONFIG);
-    let session = host.create_session(ALICE, json!({})).await;
-    let exec = host
-        .exec(
-            ALICE,
-            &session,
-            json_body(&["sh", "-c", "echo before; sleep 2; echo after"]),
-        )
-        .await;
-    let mut sse = host.events(ALICE, &session, &exec, None).await;
-    let seen = sse.next().await.unwrap();
-    assert_eq!(seen.data["text"], "before\n");
+    let (session, exec, _sse, seen) = two_step_exec(&host, "before", "after").await;
     host.kill9();
 
     let host = Host::start(&data, CONFIG);
@@ -740,17 +744,7 @@ async fn a_stopping_host_ends_open_streams_and_the_exec_survives() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let mut host = Host::start(&data, CONFIG);
-    let session = host.create_session(ALICE, json!({})).await;
-    let exec = host
-        .exec(
-            ALICE,
-            &session,
-            json_body(&["sh", "-c", "echo up; sleep 2; echo done"]),
-        )
-        .await;
-    let mut sse = host.events(ALICE, &session, &exec, None).await;
-    let first = sse.next().await.unwrap();
-    assert_eq!(first.data["text"], "up\n");
+    let (session, exec, sse, first) = two_step_exec(&host, "up", "done").await;
     let status = host.terminate();
     assert!(status.success(), "graceful exit: {status:?}");
     let last = tokio::time::timeout(Duration::from_secs(10), sse.collect())
