@@ -75,7 +75,9 @@ async fn run(samples: usize, stream_mb: usize) -> anyhow::Result<()> {
     let started = Instant::now();
     let work = tempfile::Builder::new()
         .prefix("paddock-bench-")
-        .tempdir()?;
+        // Not under /tmp: a sandbox confined by bubblewrap has its own
+        // /tmp, and the streaming part has it `cat` a file from here.
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))?;
     let runnerd = paddock::provider::default_runnerd_path()
         .ok_or_else(|| anyhow!("no runnerd binary (set PADDOCK_RUNNERD)"))?;
     println!(
