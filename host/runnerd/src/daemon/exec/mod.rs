@@ -8,6 +8,7 @@
 //! - `stream` serves the frames to attached clients.
 //! - `ring` is the replay buffer.
 
+mod clone3;
 mod ring;
 mod spawn;
 mod stream;
@@ -15,7 +16,7 @@ mod supervise;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -656,16 +657,16 @@ impl Execs {
         let path_var = plan.env.get("PATH").cloned().unwrap_or_default();
         let reaper = Arc::clone(&self.reaper);
         let (spawned, outcome) = tokio::task::spawn_blocking(move || {
-            let attempt = |procs_fd| {
+            let attempt = |cgroup| {
                 reaper.spawn(|| {
-                    let child = spawn::spawn(&plan, procs_fd)?;
-                    let pid = child.id();
-                    Ok((child, pid))
+                    let spawned = spawn::spawn(&plan, cgroup)?;
+                    let pid = spawned.pid;
+                    Ok((spawned, pid))
                 })
             };
             let result = match cgroup {
                 None => (attempt(None), CgroupOutcome::None),
-                Some(cgroup) => match attempt(Some(cgroup.procs_fd())) {
+                Some(cgroup) => match attempt(Some(&cgroup)) {
                     Ok(spawned) => (Ok(spawned), CgroupOutcome::Joined(cgroup)),
                     Err(first) => {
                         // Joining the cgroup is the last step before exec
@@ -702,7 +703,7 @@ impl Execs {
                 None
             }
         };
-        let (mut child, status_rx) = spawned.map_err(|source| {
+        let (spawned, status_rx) = spawned.map_err(|source| {
             let program = argv0.clone();
             match source.raw_os_error() {
                 Some(libc::ENOENT) => ExecError::CommandNotFound {
@@ -715,25 +716,17 @@ impl Execs {
                 _ => ExecError::Spawn { program, source },
             }
         })?;
-        let pid = child.id();
+        let pid = spawned.pid;
         let cgroup = cgroup.map(Arc::new);
         let mut tree = ProcessTree::new(pid as libc::pid_t, cgroup.clone());
 
         // Wire the pipes; a failure here kills the fresh process instead of
         // leaving it running unobserved.
         let wired = (|| -> io::Result<_> {
-            let stdout = child
-                .stdout
-                .take()
-                .ok_or_else(|| io::Error::other("stdout pipe missing"))?;
-            let stderr = child
-                .stderr
-                .take()
-                .ok_or_else(|| io::Error::other("stderr pipe missing"))?;
-            let stdout = pipe::Receiver::from_owned_fd(OwnedFd::from(stdout))?;
-            let stderr = pipe::Receiver::from_owned_fd(OwnedFd::from(stderr))?;
-            let stdin = match child.stdin.take() {
-                Some(stdin) => Some(pipe::Sender::from_owned_fd(OwnedFd::from(stdin))?),
+            let stdout = pipe::Receiver::from_owned_fd(spawned.stdout)?;
+            let stderr = pipe::Receiver::from_owned_fd(spawned.stderr)?;
+            let stdin = match spawned.stdin {
+                Some(stdin) => Some(pipe::Sender::from_owned_fd(stdin)?),
                 None => None,
             };
             Ok((stdout, stderr, stdin))
@@ -749,9 +742,6 @@ impl Execs {
                 return Err(ExecError::Stdio(err));
             }
         };
-        // The std handle is never waited on (the reaper collects the status).
-        drop(child);
-
         let now = Instant::now();
         let deadline = request.timeout_ms.map(|ms| Deadline {
             at: now + Duration::from_millis(ms),

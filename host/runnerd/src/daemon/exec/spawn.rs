@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{OwnedFd, RawFd};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -12,6 +12,7 @@ use std::process::{Child, Command, Stdio};
 
 use super::ExecError;
 use crate::daemon::env::{check_name, check_var};
+use crate::daemon::process::Cgroup;
 
 /// `PATH` of the base environment, the usual Debian/Alpine default.
 pub const BASE_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -125,7 +126,37 @@ pub struct SpawnPlan {
 /// # Errors
 ///
 /// The fork, any setup step, or `exec` itself.
-pub fn spawn(plan: &SpawnPlan, cgroup_procs_fd: Option<RawFd>) -> io::Result<Child> {
+pub fn spawn(plan: &SpawnPlan, cgroup: Option<&Cgroup>) -> io::Result<Spawned> {
+    if let Some(cgroup) = cgroup {
+        match super::clone3::spawn(plan, cgroup.dir_fd()) {
+            Err(err) if super::clone3::unsupported(&err) => {
+                tracing::debug!(error = %err, "clone3 into the cgroup unavailable; joining it by cgroup.procs");
+            }
+            other => return other,
+        }
+    }
+    let mut child = spawn_std(plan, cgroup.map(Cgroup::procs_fd))?;
+    let missing = || io::Error::other("a piped stdio descriptor is missing");
+    Ok(Spawned {
+        pid: child.id(),
+        stdin: child.stdin.take().map(OwnedFd::from),
+        stdout: child.stdout.take().map(OwnedFd::from).ok_or_else(missing)?,
+        stderr: child.stderr.take().map(OwnedFd::from).ok_or_else(missing)?,
+    })
+}
+
+/// A spawned process: its pid and the parent's ends of its pipes.
+#[derive(Debug)]
+pub struct Spawned {
+    pub pid: u32,
+    pub stdin: Option<OwnedFd>,
+    pub stdout: OwnedFd,
+    pub stderr: OwnedFd,
+}
+
+/// The same through `std::process`, joining the cgroup (if any) by writing
+/// `cgroup.procs` between fork and exec.
+fn spawn_std(plan: &SpawnPlan, cgroup_procs_fd: Option<RawFd>) -> io::Result<Child> {
     let mut command = Command::new(&plan.program);
     if let Some((argv0, args)) = plan.argv.split_first() {
         command.arg0(argv0).args(args);

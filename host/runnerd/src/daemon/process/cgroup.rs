@@ -58,7 +58,10 @@ impl CgroupRoot {
             .write(true)
             .open(path.join("cgroup.procs"))
         {
-            Ok(procs) => Ok(Cgroup { path, procs }),
+            Ok(procs) => {
+                let dir = File::open(&path)?;
+                Ok(Cgroup { path, procs, dir })
+            }
             Err(err) => {
                 let _ = std::fs::remove_dir(&path).inspect_err(|rm| {
                     tracing::warn!(cgroup = %path.display(), error = %rm, "cannot remove cgroup");
@@ -76,11 +79,18 @@ pub struct Cgroup {
     /// Open for the child to write "0" (itself) between fork and exec, so it
     /// is inside before it can fork anything.
     procs: File,
+    /// The directory, for `clone3(CLONE_INTO_CGROUP)`.
+    dir: File,
 }
 
 impl Cgroup {
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The directory descriptor a child is cloned into (close-on-exec).
+    pub fn dir_fd(&self) -> RawFd {
+        self.dir.as_raw_fd()
     }
 
     /// The `cgroup.procs` descriptor the child joins through (close-on-exec).
