@@ -95,13 +95,18 @@ impl Store {
         self.dir.join(format!("{id}.json"))
     }
 
-    /// Replaces the session's file atomically (a reader or a crash sees the
-    /// old or the new content, never a torn one).
+    /// Replaces the session's file atomically (a reader or a killed host
+    /// sees the old or the new content, never a torn one).
+    ///
+    /// Not fsynced: it is on the path of every session create and exec
+    /// start (~1 ms each), and what it protects against is a host process
+    /// killed, which the page cache survives. A machine crash also ends the
+    /// local sandboxes it describes; a file lost then is re-adopted as a
+    /// dead session or an orphaned sandbox, both cleaned up at start.
     pub fn save(&self, record: &SessionRecord) -> std::io::Result<()> {
         let json = serde_json::to_vec_pretty(record).map_err(std::io::Error::other)?;
         let mut file = tempfile::NamedTempFile::new_in(&self.dir)?;
         file.write_all(&json)?;
-        file.as_file().sync_all()?;
         file.persist(self.path(&record.id)).map_err(|e| e.error)?;
         Ok(())
     }

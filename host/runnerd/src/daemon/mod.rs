@@ -167,8 +167,9 @@ fn write_atomically(path: &Path, contents: &[u8]) -> io::Result<()> {
             .write(true)
             .create_new(true)
             .open(&temp)?;
+        // No fsync: the file describes this live process, which a machine
+        // crash ends too; rename alone keeps readers from a torn file.
         file.write_all(contents)?;
-        file.sync_all()?;
         std::fs::rename(&temp, path)
     })();
     if result.is_err()
