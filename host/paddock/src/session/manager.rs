@@ -628,13 +628,14 @@ impl Sessions {
 
     /// Drops an ended session from memory and disk.
     pub(super) fn forget(&self, session: &Session) {
+        // The file first: once the API says 404, nothing of it is left.
+        if let Err(err) = self.store.remove(&session.id) {
+            tracing::error!(session = %session.id, error = %err, "cannot remove the session file");
+        }
         self.sessions
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .remove(&session.id);
-        if let Err(err) = self.store.remove(&session.id) {
-            tracing::error!(session = %session.id, error = %err, "cannot remove the session file");
-        }
         tracing::debug!(session = %session.id, "ended session forgotten");
     }
 
