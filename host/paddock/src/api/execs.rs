@@ -140,11 +140,10 @@ pub async fn events(
         None => query.since,
     }
     .unwrap_or(0);
-    let view = exec.view(session.id());
     // While an exec runs (or is being replayed after a restart) a client
     // may know events the log does not hold yet: it waits for them.
-    if view.state == "ended" && after > view.last_event_id {
-        let last = view.last_event_id;
+    let last = exec.last_event_id();
+    if !exec.is_running() && after > last {
         return Err(ApiError::bad_request(format!(
             "event {after} does not exist yet; the newest is {last}"
         )));

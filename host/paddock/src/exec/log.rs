@@ -77,6 +77,9 @@ struct Reader {
 /// nothing; one stalled longer falls behind into a gap.
 pub const BACKPRESSURE_STALL: Duration = Duration::from_secs(2);
 
+/// The reader id of the placeholder of [`EventLog::hold_for_first_subscriber`].
+const FIRST_SUBSCRIBER: u64 = u64::MAX;
+
 impl<E: Weigh> State<E> {
     /// The newest sequence number that appending an event of `weight`
     /// would evict, if any.
@@ -154,6 +157,20 @@ impl<E: Weigh> EventLog<E> {
         Some(seq)
     }
 
+    /// Holds the events from the start for the first subscriber, who
+    /// usually attaches just after the writer started (as a client does
+    /// right after creating an exec): until then a placeholder reader at 0
+    /// counts as live, under the same stall limit as any other.
+    pub fn hold_for_first_subscriber(&self) {
+        self.lock().readers.insert(
+            FIRST_SUBSCRIBER,
+            Reader {
+                after: 0,
+                lagging: false,
+            },
+        );
+    }
+
     /// Waits until appending an event of `weight` would evict nothing a
     /// live subscriber still has to read, or until such a subscriber made
     /// no progress for [`BACKPRESSURE_STALL`] (it is then marked lagging).
@@ -208,6 +225,7 @@ impl<E: Weigh> EventLog<E> {
     pub fn subscribe(self: &Arc<Self>, after: u64) -> Subscription<E> {
         let id = {
             let mut state = self.lock();
+            state.readers.remove(&FIRST_SUBSCRIBER);
             let id = state.next_reader;
             state.next_reader += 1;
             state.readers.insert(
@@ -451,5 +469,26 @@ mod tests {
         log.close();
         drop(sub);
         assert_eq!(log.last_seq(), 10, "the writer went on");
+    }
+
+    #[tokio::test]
+    async fn the_first_subscriber_gets_what_was_written_before_it_came() {
+        let log = log(4, 1 << 20);
+        log.hold_for_first_subscriber();
+        let writer = {
+            let log = log.clone();
+            tokio::spawn(async move {
+                for i in 0..20 {
+                    log.wait_for_room(1).await;
+                    log.push(i.to_string());
+                }
+                log.close();
+            })
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert_eq!(log.last_seq(), 4, "the writer waits with a full ring");
+        let got = drain(&mut log.subscribe(0)).await;
+        writer.await.unwrap();
+        assert_eq!(got.len(), 20, "no gap: {got:?}");
     }
 }

@@ -29,7 +29,12 @@ const LOST_AFTER: Duration = Duration::from_secs(30);
 
 /// An exec of a session.
 pub struct Exec {
+    /// runnerd's id of the exec (also in `record`; kept here to be read
+    /// without the lock).
+    id: String,
     record: Mutex<ExecRecord>,
+    /// Turns true once the terminal event is recorded.
+    ended: tokio::sync::watch::Sender<bool>,
     log: Arc<EventLog<ExecEvent>>,
     /// Clients attached to the event stream right now.
     attached: AtomicUsize,
@@ -80,8 +85,10 @@ pub struct ExecView {
 impl Exec {
     pub fn new(record: ExecRecord, agent: Option<Arc<AgentPlugin>>, ring: RingLimits) -> Arc<Self> {
         Arc::new(Self {
+            id: record.id.clone(),
             record: Mutex::new(record),
-            log: Arc::new(EventLog::new(ring)),
+            ended: tokio::sync::watch::Sender::new(false),
+            log: held_log(ring),
             attached: AtomicUsize::new(0),
             agent,
             persisted: None,
@@ -103,8 +110,10 @@ impl Exec {
             ..record.clone()
         };
         Arc::new(Self {
+            id: record.id.clone(),
             record: Mutex::new(fresh),
-            log: Arc::new(EventLog::new(ring)),
+            ended: tokio::sync::watch::Sender::new(false),
+            log: held_log(ring),
             attached: AtomicUsize::new(0),
             agent,
             persisted: Some(record),
@@ -133,8 +142,19 @@ impl Exec {
         self.record.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn id(&self) -> String {
-        self.lock().id.clone()
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Sequence number of the newest event.
+    pub fn last_event_id(&self) -> u64 {
+        self.log.last_seq()
+    }
+
+    /// Resolves once the terminal event is recorded.
+    pub async fn wait_ended(&self) {
+        // The sender lives in `self`, so the channel cannot close first.
+        let _ = self.ended.subscribe().wait_for(|ended| *ended).await;
     }
 
     pub fn record(&self) -> ExecRecord {
@@ -156,7 +176,7 @@ impl Exec {
     pub fn view(&self, session_id: &str) -> ExecView {
         let record = self.lock();
         ExecView {
-            id: record.id.clone(),
+            id: self.id.clone(),
             session_id: session_id.to_owned(),
             kind: if record.agent.is_some() {
                 "agent"
@@ -204,6 +224,7 @@ impl Exec {
         }
         self.log.push(ExecEvent::exit(&exit));
         self.log.close();
+        self.ended.send_replace(true);
         true
     }
 
@@ -254,6 +275,14 @@ impl Exec {
     }
 }
 
+/// An exec's log, holding its events for the client that attaches right
+/// after creating (or re-attaching to) it.
+fn held_log(ring: RingLimits) -> Arc<EventLog<ExecEvent>> {
+    let log = Arc::new(EventLog::new(ring));
+    log.hold_for_first_subscriber();
+    log
+}
+
 /// A client attached to an exec's stream.
 pub struct Attachment {
     subscription: Subscription<ExecEvent>,
@@ -298,7 +327,7 @@ pub async fn pump(
     mut parser: Option<AgentParser>,
     on_end: impl FnOnce(),
 ) {
-    let id = exec.id();
+    let id = exec.id().to_owned();
     let mut since = 0;
     let mut stdout = Utf8Stream::default();
     let mut stderr = Utf8Stream::default();

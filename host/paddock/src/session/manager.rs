@@ -203,7 +203,13 @@ impl Sessions {
         let agent = record
             .agent
             .as_ref()
-            .and_then(|name| self.plugins.agent(name).ok());
+            .and_then(|name| match self.plugins.agent(name) {
+                Ok(agent) => Some(agent),
+                Err(err) => {
+                    tracing::warn!(exec = %record.id, error = %err, "the exec's adapter is not loaded: no agent events or steering for it");
+                    None
+                }
+            });
         if replay {
             return Exec::revived(record, agent, self.ring());
         }
@@ -236,7 +242,13 @@ impl Sessions {
             let client = client.clone();
             tokio::spawn(async move {
                 let parser = match exec.agent() {
-                    Some(agent) => agent.parser(&ParseContext::default()).await.ok(),
+                    Some(agent) => match agent.parser(&ParseContext::default()).await {
+                        Ok(parser) => Some(parser),
+                        Err(err) => {
+                            tracing::warn!(exec = %exec.id(), error = %err, "no parser for the replay: raw output only");
+                            None
+                        }
+                    },
                     None => None,
                 };
                 this.run_pump(session, exec, client, parser).await;
@@ -555,7 +567,7 @@ impl Sessions {
             }
         };
         let client = self.client(session).await?;
-        client.write_stdin(&exec.id(), data, close).await?;
+        client.write_stdin(exec.id(), data, close).await?;
         Ok(())
     }
 
@@ -566,7 +578,7 @@ impl Sessions {
             return Ok(());
         }
         let client = self.client(session).await?;
-        match client.cancel(&exec.id(), Some(CANCEL_GRACE_MS)).await {
+        match client.cancel(exec.id(), Some(CANCEL_GRACE_MS)).await {
             Ok(_) => Ok(()),
             Err(err) if err.status().is_some_and(|s| s.as_u16() == 409) => Ok(()),
             Err(err) => Err(err.into()),
@@ -595,17 +607,15 @@ impl Sessions {
             .collect();
         if let (Some(client), false) = (client, running.is_empty()) {
             for exec in &running {
-                if let Err(err) = client.cancel(&exec.id(), Some(CANCEL_GRACE_MS)).await {
+                if let Err(err) = client.cancel(exec.id(), Some(CANCEL_GRACE_MS)).await {
                     tracing::debug!(exec = %exec.id(), error = %err, "cancel at session end");
                 }
             }
-            let drained =
-                tokio::time::timeout(END_DRAIN + Duration::from_millis(CANCEL_GRACE_MS), async {
-                    while running.iter().any(|e| e.is_running()) {
-                        tokio::time::sleep(Duration::from_millis(20)).await;
-                    }
-                })
-                .await;
+            let drained = tokio::time::timeout(
+                END_DRAIN + Duration::from_millis(CANCEL_GRACE_MS),
+                futures_util::future::join_all(running.iter().map(|e| e.wait_ended())),
+            )
+            .await;
             if drained.is_err() {
                 tracing::warn!(session = %session.id, "execs did not end in time; marked lost");
             }
