@@ -119,8 +119,9 @@ async fn stdin_goes_in_and_comes_back_out() {
 }
 
 /// A stand-in `claude` on the session's PATH replays a captured transcript
-/// line by line; the stream must carry exactly the adapter's normalized
-/// events, and the exec record the run's totals.
+/// line by line (the real CLI needs an LLM API; `claude_code_real.rs` runs
+/// it against a scripted one); the stream must carry exactly the adapter's
+/// normalized events, and the exec record the run's totals.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_run_streams_normalized_events_and_records_totals() {
     let fixtures =

@@ -3,7 +3,9 @@
 //! a scripted Anthropic Messages API this test serves on loopback. The CLI
 //! asks for a Bash tool call, runs it, sends the result back and prints the
 //! final answer; the host must turn all of it into normalized events and the
-//! exec record's totals.
+//! exec record's totals. The Messages API is scripted because the real one
+//! is not reachable from this machine (and would not answer
+//! deterministically); everything else is the real CLI and host.
 //!
 //! Set-up installs `@anthropic-ai/claude-code@2.1.330` with npm once into
 //! `<target dir>/claude-code-2.1.330` (kept between runs). Without network
