@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::plugin::{LimitsOverride, PluginGrants, PluginLimits};
+use crate::provider::Resources;
 use crate::provider::local::{BwrapMode, UnknownBwrapMode};
 
 /// Default data directory, relative to where the host starts.
@@ -67,8 +68,8 @@ pub struct AuthConfig {
     pub tokens: BTreeMap<String, String>,
 }
 
-/// `[sessions]`: lifetimes and sweeps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// `[sessions]`: lifetimes, sweeps and resource profiles.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SessionsConfig {
     /// TTL of a session that asks for none.
@@ -89,6 +90,11 @@ pub struct SessionsConfig {
     /// How long an ended session (and its execs' records) stays readable
     /// before it is forgotten.
     pub ended_retention_secs: u64,
+    /// Resource profiles by name (`[sessions.profiles.<name>]`); a session
+    /// names one with `profile`. `default` is used when it names none, and
+    /// is two cores, 2 GiB, 1,024 pids and a 10 GiB workspace unless
+    /// defined here.
+    pub profiles: BTreeMap<String, Resources>,
 }
 
 impl Default for SessionsConfig {
@@ -102,6 +108,7 @@ impl Default for SessionsConfig {
             replay_max_events: crate::exec::DEFAULT_RING.max_events,
             replay_max_bytes: crate::exec::DEFAULT_RING.max_bytes,
             ended_retention_secs: 3600,
+            profiles: BTreeMap::new(),
         }
     }
 }
@@ -269,6 +276,14 @@ impl Config {
                 "sessions.replay_max_events",
                 "replay_max_events and replay_max_bytes must be at least 1".into(),
             ));
+        }
+        for (name, r) in &s.profiles {
+            if r.cpu_millis == 0 || r.memory_mib == 0 || r.pids == 0 || r.workspace_mib == 0 {
+                return Err(invalid(
+                    &format!("sessions.profiles.{name}"),
+                    "cpu_millis, memory_mib, pids and workspace_mib must be at least 1".into(),
+                ));
+            }
         }
         if s.sweep_interval_ms == 0 {
             return Err(invalid(

@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use paddock::provider::{
-    BwrapMode, LocalProcessConfig, LocalProcessProvider, NetworkPolicy, ProviderError, Sandbox,
-    SandboxProvider, SandboxSpec, default_runnerd_path,
+    BwrapMode, LocalProcessConfig, LocalProcessProvider, NetworkPolicy, ProviderError, Resources,
+    Sandbox, SandboxProvider, SandboxSpec, default_runnerd_path,
 };
 use paddock_runnerd::client::Client;
 use paddock_runnerd::proto::{ExecRequest, ExitReason, Frame};
@@ -89,6 +89,7 @@ fn spec(session: &str) -> SandboxSpec {
         env: BTreeMap::from([("GREETING".to_owned(), "hello from the seed".to_owned())]),
         network: NetworkPolicy::Egress,
         labels: BTreeMap::from([("team".to_owned(), "infra".to_owned())]),
+        resources: Resources::default(),
     }
 }
 

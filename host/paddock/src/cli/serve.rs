@@ -55,13 +55,11 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<ExitCode
     let provider = provider(&config, &data_dir)?;
     let store = Store::open(data_dir.join("sessions"))
         .with_context(|| format!("opening {}", data_dir.join("sessions").display()))?;
-    let sessions = Sessions::open(config.sessions, provider, plugins, store)
+    let sweep_every = Duration::from_millis(config.sessions.sweep_interval_ms);
+    let sessions = Sessions::open(config.sessions.clone(), provider, plugins, store)
         .await
         .context("re-adopting sessions")?;
-    let sweeper = tokio::spawn(sweep(
-        sessions.clone(),
-        Duration::from_millis(config.sessions.sweep_interval_ms),
-    ));
+    let sweeper = tokio::spawn(sweep(sessions.clone(), sweep_every));
 
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let (router, _) = api::router(AppState {

@@ -28,6 +28,36 @@ pub struct SandboxSpec {
     pub env: BTreeMap<String, String>,
     pub network: NetworkPolicy,
     pub labels: BTreeMap<String, String>,
+    /// Limits from the session's profile; each provider enforces what it
+    /// can (containers and pods all of them).
+    pub resources: Resources,
+}
+
+/// The resource limits of one sandbox (`[sandbox.profiles.<name>]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Resources {
+    /// CPU in thousandths of a core (1000 = one core).
+    pub cpu_millis: u32,
+    /// Memory of the whole sandbox, in MiB.
+    pub memory_mib: u32,
+    /// Processes and threads alive at once.
+    pub pids: u32,
+    /// Size of the workspace volume, in MiB, where the provider can cap it.
+    pub workspace_mib: u32,
+}
+
+impl Default for Resources {
+    /// Two cores, 2 GiB, 1,024 pids, a 10 GiB workspace: enough for an
+    /// agent CLI plus a build of a mid-sized project.
+    fn default() -> Self {
+        Self {
+            cpu_millis: 2000,
+            memory_mib: 2048,
+            pids: 1024,
+            workspace_mib: 10 * 1024,
+        }
+    }
 }
 
 /// Outbound network access of a sandbox.

@@ -18,10 +18,15 @@ use super::{EndReason, Session, unix_ms};
 use crate::config::SessionsConfig;
 use crate::exec::RingLimits;
 use crate::plugin::{PluginError, PluginHost, PluginKind};
-use crate::provider::{NetworkPolicy, ProviderError, Sandbox, SandboxProvider, SandboxSpec};
+use crate::provider::{
+    NetworkPolicy, ProviderError, Resources, Sandbox, SandboxProvider, SandboxSpec,
+};
 
 /// How long ending a session waits for its execs' terminal events before
 /// destroying the sandbox anyway.
+/// The profile of a session that names none.
+pub const DEFAULT_PROFILE: &str = "default";
+
 const END_DRAIN: Duration = Duration::from_secs(5);
 
 /// Grace runnerd gives a cancelled exec between SIGTERM and SIGKILL.
@@ -71,6 +76,9 @@ pub struct CreateSession {
     pub provider: Option<String>,
     /// Outbound network: `egress` (default) or `none`.
     pub network: Option<NetworkPolicy>,
+    /// The resource profile (`[sessions.profiles.<name>]`); default
+    /// `default`.
+    pub profile: Option<String>,
 }
 
 /// `POST /v1/sessions/{id}/execs`: a command (`argv`) or an agent run
@@ -165,6 +173,26 @@ impl Sessions {
             }
         }
         Ok(this)
+    }
+
+    /// The limits of profile `name` (`default` when none is named).
+    fn profile(&self, name: Option<&str>) -> Result<Resources, SessionError> {
+        let name = name.unwrap_or(DEFAULT_PROFILE);
+        match self.config.profiles.get(name) {
+            Some(resources) => Ok(*resources),
+            None if name == DEFAULT_PROFILE => Ok(Resources::default()),
+            None => {
+                let mut known: Vec<&str> =
+                    self.config.profiles.keys().map(String::as_str).collect();
+                if !known.contains(&DEFAULT_PROFILE) {
+                    known.insert(0, DEFAULT_PROFILE);
+                }
+                Err(SessionError::Invalid(format!(
+                    "profile {name:?} is not configured; known profiles: {}",
+                    known.join(", ")
+                )))
+            }
+        }
     }
 
     pub fn config(&self) -> &SessionsConfig {
@@ -294,6 +322,7 @@ impl Sessions {
                 self.config.max_ttl_secs
             )));
         }
+        let resources = self.profile(request.profile.as_deref())?;
         for (name, value) in &request.env {
             proto::env::check_var(name, value).map_err(|e| SessionError::Invalid(e.to_string()))?;
         }
@@ -310,6 +339,7 @@ impl Sessions {
             env: request.env,
             labels: request.labels,
             network: request.network.unwrap_or_default(),
+            resources,
             sandbox_id: None,
             ended: None,
             execs: Vec::new(),
@@ -380,6 +410,7 @@ impl Sessions {
                 env: record.env.clone(),
                 network: record.network,
                 labels: record.labels.clone(),
+                resources: record.resources,
             }
         };
         let sandbox = self.provider.provision(&spec).await?;

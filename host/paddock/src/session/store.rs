@@ -10,7 +10,7 @@ use paddock_runnerd::proto::ExitInfo;
 use paddock_sdk::agent::{RunResult, UsageTotals};
 use serde::{Deserialize, Serialize};
 
-use crate::provider::NetworkPolicy;
+use crate::provider::{NetworkPolicy, Resources};
 
 use super::EndReason;
 
@@ -29,6 +29,9 @@ pub struct SessionRecord {
     pub labels: BTreeMap<String, String>,
     #[serde(default)]
     pub network: NetworkPolicy,
+    /// The limits of the session's profile, fixed at creation.
+    #[serde(default)]
+    pub resources: Resources,
     /// The provider's id of the sandbox, once provisioned. The token is not
     /// kept here: the provider hands it back on re-adoption.
     #[serde(default)]
