@@ -4,6 +4,9 @@
 //! ```sh
 //! cargo bench -p paddock --bench plugins            # 50 MB transcript
 //! PADDOCK_BENCH_MB=200 cargo bench -p paddock --bench plugins
+//! # where the wasm parser spends its time:
+//! PADDOCK_BENCH_PROFILE=wasm PADDOCK_PLUGIN_PROFILER=perfmap \
+//!   perf record -g target/release/deps/plugins-HASH
 //! ```
 //!
 //! - parse throughput on a large Claude Code transcript (fixture lines
@@ -50,6 +53,32 @@ async fn run(megabytes: usize) -> anyhow::Result<()> {
     let cache = tempfile::tempdir()?;
     let host = PluginHost::new(&PluginsConfig::default(), None, cache.path()).await?;
     let plugin = host.agent("claude-code")?;
+
+    // `PADDOCK_BENCH_PROFILE=wasm|native` only parses, for `perf record`
+    // (with `PADDOCK_PLUGIN_PROFILER=perfmap` to name the plugin's code).
+    match std::env::var("PADDOCK_BENCH_PROFILE").as_deref() {
+        Ok("wasm") => {
+            for _ in 0..10 {
+                let mut parser = plugin.parser(&ParseContext::default()).await?;
+                for chunk in transcript.chunks(CHUNK) {
+                    parser.feed(chunk).await?;
+                }
+            }
+            return Ok(());
+        }
+        Ok("native") => {
+            for _ in 0..10 {
+                let mut driver = ParserDriver::new(agent_claude_code::ClaudeCode::parser(
+                    ParseContext::default(),
+                ));
+                for chunk in transcript.chunks(CHUNK) {
+                    driver.feed(chunk);
+                }
+            }
+            return Ok(());
+        }
+        _ => {}
+    }
 
     // Throughput: best of ROUNDS for each.
     let scan = best(|| {

@@ -3,7 +3,9 @@
 use std::path::Path;
 use std::time::Duration;
 
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, ProfilingStrategy,
+};
 
 use super::cache::ComponentCache;
 use super::error::PluginError;
@@ -76,6 +78,12 @@ impl PluginEngine {
             // machinery of WASI p3 would only add per-call cost.
             .concurrency_support(false)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        // `PADDOCK_PLUGIN_PROFILER=perfmap` writes /tmp/perf-PID.map so that
+        // `perf report` names the plugins' functions: for plugin authors
+        // and for finding where a slow plugin spends its time.
+        if std::env::var_os("PADDOCK_PLUGIN_PROFILER").is_some_and(|v| v == "perfmap") {
+            config.profiler(ProfilingStrategy::PerfMap);
+        }
         let engine = Engine::new(&config).map_err(|e| PluginError::Engine(format!("{e:#}")))?;
 
         let weak = engine.weak();
