@@ -120,9 +120,13 @@ pub const PROVIDER_KINDS: &[&str] = &["local-process"];
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SandboxConfig {
-    /// The provider of new sessions (`PADDOCK_SANDBOX_PROVIDER`). Default
-    /// `local-process`.
+    /// The provider of new sessions (`PADDOCK_SANDBOX_PROVIDER`): a built-in
+    /// kind ([`PROVIDER_KINDS`]) or the name of a loaded provider plugin
+    /// (checked at start). Default `local-process`.
     pub provider: Option<String>,
+    /// The built-in engine provider plugins launch sandboxes on (their
+    /// `container-runtime`). Default `local-process`.
+    pub runtime: Option<String>,
     /// The runnerd binary the local-process provider runs (`PADDOCK_RUNNERD`).
     /// Default: the one built with this host, else `runnerd` beside it.
     pub runnerd: Option<PathBuf>,
@@ -243,10 +247,24 @@ impl Config {
             })?;
         }
         let kind = self.provider_kind();
-        if !PROVIDER_KINDS.contains(&kind) {
+        let plugin_name = !kind.is_empty()
+            && kind
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !PROVIDER_KINDS.contains(&kind) && !plugin_name {
             return Err(invalid(
                 "sandbox.provider",
-                format!("{kind:?} is not one of: {}", PROVIDER_KINDS.join(", ")),
+                format!(
+                    "{kind:?} is neither one of {} nor a plugin name",
+                    PROVIDER_KINDS.join(", ")
+                ),
+            ));
+        }
+        let runtime = self.runtime_kind();
+        if !PROVIDER_KINDS.contains(&runtime) {
+            return Err(invalid(
+                "sandbox.runtime",
+                format!("{runtime:?} is not one of: {}", PROVIDER_KINDS.join(", ")),
             ));
         }
         self.bwrap_mode()
@@ -305,6 +323,17 @@ impl Config {
     /// The provider kind of new sessions.
     pub fn provider_kind(&self) -> &str {
         self.sandbox.provider.as_deref().unwrap_or("local-process")
+    }
+
+    /// The built-in engine that serves sessions: the provider itself when
+    /// it is built in, else `sandbox.runtime` for the provider plugin.
+    pub fn runtime_kind(&self) -> &str {
+        let kind = self.provider_kind();
+        if PROVIDER_KINDS.contains(&kind) {
+            kind
+        } else {
+            self.sandbox.runtime.as_deref().unwrap_or("local-process")
+        }
     }
 
     pub fn listen(&self) -> &str {
@@ -371,12 +400,22 @@ mod tests {
 
     #[test]
     fn an_unknown_provider_lists_the_known_ones() {
-        let err = load_str("", &[("PADDOCK_SANDBOX_PROVIDER", "vm")]).unwrap_err();
+        let err = load_str("", &[("PADDOCK_SANDBOX_PROVIDER", "a vm")]).unwrap_err();
         let text = err.to_string();
         assert!(
             text.contains("sandbox.provider") && text.contains("local-process"),
             "{text}"
         );
+        // A plugin name passes here; whether it is loaded is checked at start.
+        let config = load_str("", &[("PADDOCK_SANDBOX_PROVIDER", "hardened")]).unwrap();
+        assert_eq!(config.provider_kind(), "hardened");
+        assert_eq!(config.runtime_kind(), "local-process");
+        let err = load_str(
+            "[sandbox]\nprovider = \"hardened\"\nruntime = \"vm\"\n",
+            &[],
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("sandbox.runtime"), "{err}");
     }
 
     #[test]

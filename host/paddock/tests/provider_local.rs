@@ -90,6 +90,8 @@ fn spec(session: &str) -> SandboxSpec {
         network: NetworkPolicy::Egress,
         labels: BTreeMap::from([("team".to_owned(), "infra".to_owned())]),
         resources: Resources::default(),
+        image: None,
+        runtime_class: None,
     }
 }
 

@@ -76,9 +76,9 @@ impl From<SessionError> for ApiError {
             SessionError::Ended(_) => (StatusCode::CONFLICT, "session_ended"),
             SessionError::Invalid(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
             SessionError::Conflict { code, .. } => (StatusCode::CONFLICT, *code),
-            SessionError::Provider(ProviderError::Unavailable { .. }) => {
-                (StatusCode::SERVICE_UNAVAILABLE, "provider_unavailable")
-            }
+            SessionError::Provider(
+                ProviderError::Unavailable { .. } | ProviderError::Plugin { .. },
+            ) => (StatusCode::SERVICE_UNAVAILABLE, "provider_unavailable"),
             SessionError::Provider(ProviderError::Provision { .. }) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "sandbox_start_failed")
             }

@@ -18,7 +18,10 @@ use axum::serve::ListenerExt;
 
 use crate::api::{self, AppState, Tokens};
 use crate::config::Config;
+use crate::config::PROVIDER_KINDS;
+use crate::plugin::PluginKind;
 use crate::plugin::{PluginHost, watch};
+use crate::provider::plugin::{EngineRuntime, PluginProvider};
 use crate::provider::{LocalProcessConfig, LocalProcessProvider, SandboxProvider};
 use crate::session::Sessions;
 use crate::session::store::Store;
@@ -52,7 +55,7 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<ExitCode
     }
     let _watch = watch(plugins.clone());
 
-    let provider = provider(&config, &data_dir)?;
+    let provider = provider(&config, &data_dir, &plugins)?;
     let store = Store::open(data_dir.join("sessions"))
         .with_context(|| format!("opening {}", data_dir.join("sessions").display()))?;
     let sweep_every = Duration::from_millis(config.sessions.sweep_interval_ms);
@@ -98,9 +101,51 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<ExitCode
     Ok(ExitCode::SUCCESS)
 }
 
-/// The configured provider.
-fn provider(config: &Config, data_dir: &Path) -> anyhow::Result<Arc<dyn SandboxProvider>> {
-    match config.provider_kind() {
+/// The configured provider: a built-in engine, or a provider plugin
+/// launching on one.
+fn provider(
+    config: &Config,
+    data_dir: &Path,
+    plugins: &Arc<PluginHost>,
+) -> anyhow::Result<Arc<dyn SandboxProvider>> {
+    let engine = engine(config.runtime_kind(), config, data_dir)?;
+    let kind = config.provider_kind();
+    if PROVIDER_KINDS.contains(&kind) {
+        return Ok(engine);
+    }
+    let loaded = plugins.names(PluginKind::Provider);
+    if !loaded.iter().any(|name| name == kind) {
+        anyhow::bail!(
+            "sandbox provider {kind:?} is neither built in ({}) nor a loaded provider plugin ({})",
+            PROVIDER_KINDS.join(", "),
+            if loaded.is_empty() {
+                "none loaded".to_owned()
+            } else {
+                loaded.join(", ")
+            }
+        );
+    }
+    let runtime = EngineRuntime::new(engine);
+    plugins.set_container_runtime(runtime.clone());
+    tracing::info!(
+        provider = kind,
+        runtime = runtime.kind(),
+        "sandboxes come from a provider plugin"
+    );
+    Ok(Arc::new(PluginProvider::new(
+        kind,
+        plugins.clone(),
+        runtime,
+    )))
+}
+
+/// The built-in engine `kind`.
+fn engine(
+    kind: &str,
+    config: &Config,
+    data_dir: &Path,
+) -> anyhow::Result<Arc<dyn SandboxProvider>> {
+    match kind {
         "local-process" => {
             let mut local = LocalProcessConfig::new(data_dir.join("sandboxes"));
             if let Some(path) = &config.sandbox.runnerd {

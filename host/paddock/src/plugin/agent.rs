@@ -27,7 +27,8 @@ mod bindings {
 }
 
 use bindings::exports::paddock::plugin::agent_adapter as wit;
-use bindings::paddock::plugin::{log as wit_log, types as wit_types};
+pub use bindings::paddock::plugin::{log as wit_log, types as wit_types};
+pub(crate) use convert::plugin_error;
 
 pub use convert::from_wit_event;
 
@@ -76,6 +77,22 @@ impl wit_log::Host for HostState {
 
 impl wit_types::Host for HostState {}
 
+/// A plugin's name keys its config, grants and API references: letters,
+/// digits, `-` and `_` only.
+pub(crate) fn check_plugin_name(source_name: &str, name: &str) -> Result<(), PluginError> {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        return Err(PluginError::load(
+            source_name,
+            format!("invalid plugin name {name:?}: use letters, digits, '-' and '_'"),
+        ));
+    }
+    Ok(())
+}
+
 impl AgentPlugin {
     /// Links `component` and smoke-tests it (`info()` in a throwaway
     /// instance). `source_name` names the file or built-in in errors.
@@ -110,20 +127,7 @@ impl AgentPlugin {
             grants,
         };
         let info = probe.call_info().await?;
-        if info.name.is_empty()
-            || !info
-                .name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        {
-            return Err(PluginError::load(
-                source_name,
-                format!(
-                    "invalid plugin name {:?}: use letters, digits, '-' and '_'",
-                    info.name
-                ),
-            ));
-        }
+        check_plugin_name(source_name, &info.name)?;
         let (limits, grants) = settings(&info.name);
         probe.name = info.name.as_str().into();
         probe.info = info;

@@ -34,6 +34,12 @@ pub enum PluginError {
         available: Vec<String>,
     },
 
+    #[error("no provider plugin named `{name}` (loaded: {})", available.join(", "))]
+    UnknownProvider {
+        name: String,
+        available: Vec<String>,
+    },
+
     #[error("plugin instance pool: {0}")]
     Engine(String),
 

@@ -15,8 +15,10 @@ mod cache;
 mod capabilities;
 mod engine;
 mod error;
+mod http;
 mod inspect;
 mod limits;
+pub mod provider;
 mod registry;
 mod store;
 mod watcher;
@@ -29,5 +31,6 @@ pub use engine::{DEFAULT_MAX_INSTANCES, EPOCH_TICK, EngineSettings, PluginEngine
 pub use error::PluginError;
 pub use inspect::{ComponentShape, PluginKind, WIT_VERSION};
 pub use limits::{DEFAULT_CALL_TIMEOUT_MS, DEFAULT_MEMORY_MIB, LimitsOverride, PluginLimits};
-pub use registry::{PluginHost, PluginSource, PluginSummary};
+pub use provider::{ContainerRuntime, ProviderPlugin};
+pub use registry::{Plugin, PluginHost, PluginSource, PluginSummary};
 pub use watcher::{DEBOUNCE, WatchHandle, watch};

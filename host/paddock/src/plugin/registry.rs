@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::time::SystemTime;
 
 use serde::Serialize;
@@ -20,6 +20,7 @@ use super::cache::{CacheOutcome, sha256_hex};
 use super::engine::{EngineSettings, PluginEngine};
 use super::error::PluginError;
 use super::inspect::{ComponentShape, PluginKind};
+use super::provider::{self, ContainerRuntime, ProviderPlugin, ProviderSettings};
 use super::store::HostState;
 use super::{PluginGrants, PluginLimits, builtin};
 use crate::config::PluginsConfig;
@@ -52,9 +53,48 @@ pub struct PluginSummary {
     pub hash: String,
 }
 
+/// One loaded plugin of any kind.
+#[derive(Debug, Clone)]
+pub enum Plugin {
+    Agent(Arc<AgentPlugin>),
+    Provider(Arc<ProviderPlugin>),
+}
+
+impl Plugin {
+    pub fn name(&self) -> &str {
+        match self {
+            Plugin::Agent(p) => p.name(),
+            Plugin::Provider(p) => p.name(),
+        }
+    }
+
+    pub fn version(&self) -> &str {
+        match self {
+            Plugin::Agent(p) => &p.info().version,
+            Plugin::Provider(p) => &p.info().version,
+        }
+    }
+
+    pub fn kind(&self) -> PluginKind {
+        match self {
+            Plugin::Agent(_) => PluginKind::Agent,
+            Plugin::Provider(_) => PluginKind::Provider,
+        }
+    }
+
+    /// Whether both are the same loaded version.
+    fn same(&self, other: &Plugin) -> bool {
+        match (self, other) {
+            (Plugin::Agent(a), Plugin::Agent(b)) => Arc::ptr_eq(a, b),
+            (Plugin::Provider(a), Plugin::Provider(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
 #[derive(Clone)]
 struct Loaded {
-    plugin: Arc<AgentPlugin>,
+    plugin: Plugin,
     source: PluginSource,
     hash: String,
 }
@@ -74,7 +114,8 @@ struct FileState {
 
 #[derive(Default)]
 struct Catalog {
-    agents: BTreeMap<String, Loaded>,
+    /// Every kind in one namespace: a name means one plugin.
+    plugins: BTreeMap<String, Loaded>,
     files: BTreeMap<PathBuf, FileState>,
 }
 
@@ -82,6 +123,10 @@ struct Catalog {
 pub struct PluginHost {
     engine: Arc<PluginEngine>,
     agent_linker: Linker<HostState>,
+    provider_linker: Linker<HostState>,
+    /// The engines provider plugins launch on; set once the host's own
+    /// provider exists (after the plugins are loaded).
+    runtime: Arc<OnceLock<Arc<dyn ContainerRuntime>>>,
     config: PluginsConfig,
     dir: Option<PathBuf>,
     builtins: BTreeMap<String, Loaded>,
@@ -114,6 +159,7 @@ impl PluginHost {
         };
         let engine = Arc::new(PluginEngine::new(settings, cache_dir)?);
         let agent_linker = agent::linker(&engine)?;
+        let provider_linker = provider::linker(&engine)?;
         if let Some(dir) = &dir {
             std::fs::create_dir_all(dir).map_err(|e| {
                 PluginError::load(
@@ -125,6 +171,8 @@ impl PluginHost {
         let mut host = PluginHost {
             engine,
             agent_linker,
+            provider_linker,
+            runtime: Arc::new(OnceLock::new()),
             config: config.clone(),
             dir,
             builtins: BTreeMap::new(),
@@ -154,6 +202,26 @@ impl PluginHost {
         self.dir.as_deref()
     }
 
+    /// Gives provider plugins the host's engines to launch sandboxes on.
+    /// Only the first call counts.
+    pub fn set_container_runtime(&self, runtime: Arc<dyn ContainerRuntime>) {
+        if self.runtime.set(runtime).is_err() {
+            tracing::warn!(
+                "container runtime for provider plugins was already set; kept the first"
+            );
+        }
+    }
+
+    fn provider_settings(&self, name: &str) -> ProviderSettings {
+        let (limits, grants) = self.settings(name);
+        ProviderSettings {
+            limits,
+            grants,
+            config: Arc::new(self.config.config.get(name).cloned().unwrap_or_default()),
+            runtime: self.runtime.clone(),
+        }
+    }
+
     fn settings(&self, name: &str) -> (PluginLimits, PluginGrants) {
         let limits = self
             .config
@@ -167,24 +235,41 @@ impl PluginHost {
     /// The current version of agent adapter `name`.
     pub fn agent(&self, name: &str) -> Result<Arc<AgentPlugin>, PluginError> {
         let catalog = self.current();
-        match catalog.agents.get(name) {
-            Some(loaded) => Ok(loaded.plugin.clone()),
-            None => Err(PluginError::UnknownAgent {
+        match catalog.plugins.get(name).map(|l| &l.plugin) {
+            Some(Plugin::Agent(plugin)) => Ok(plugin.clone()),
+            _ => Err(PluginError::UnknownAgent {
                 name: name.to_owned(),
-                available: catalog.agents.keys().cloned().collect(),
+                available: names(&catalog, PluginKind::Agent),
             }),
         }
+    }
+
+    /// The current version of provider plugin `name`.
+    pub fn provider(&self, name: &str) -> Result<Arc<ProviderPlugin>, PluginError> {
+        let catalog = self.current();
+        match catalog.plugins.get(name).map(|l| &l.plugin) {
+            Some(Plugin::Provider(plugin)) => Ok(plugin.clone()),
+            _ => Err(PluginError::UnknownProvider {
+                name: name.to_owned(),
+                available: names(&catalog, PluginKind::Provider),
+            }),
+        }
+    }
+
+    /// The names of the loaded plugins of `kind`.
+    pub fn names(&self, kind: PluginKind) -> Vec<String> {
+        names(&self.current(), kind)
     }
 
     /// Every loaded plugin, by name.
     pub fn list(&self) -> Vec<PluginSummary> {
         self.current()
-            .agents
+            .plugins
             .values()
             .map(|l| PluginSummary {
                 name: l.plugin.name().to_owned(),
-                kind: PluginKind::Agent,
-                version: l.plugin.info().version.clone(),
+                kind: l.plugin.kind(),
+                version: l.plugin.version().to_owned(),
                 source: l.source.clone(),
                 hash: l.hash.clone(),
             })
@@ -246,8 +331,27 @@ impl PluginHost {
         if let Some(reason) = shape.incompatibility() {
             return Err(PluginError::load(source_name, reason));
         }
-        match shape.kind {
-            Some(PluginKind::Agent) => {}
+        let plugin = match shape.kind {
+            Some(PluginKind::Agent) => Plugin::Agent(Arc::new(
+                AgentPlugin::load(
+                    &self.engine,
+                    &self.agent_linker,
+                    component,
+                    source_name,
+                    |name| self.settings(name),
+                )
+                .await?,
+            )),
+            Some(PluginKind::Provider) => Plugin::Provider(Arc::new(
+                ProviderPlugin::load(
+                    &self.engine,
+                    &self.provider_linker,
+                    component,
+                    source_name,
+                    |name| self.provider_settings(name),
+                )
+                .await?,
+            )),
             Some(kind) => {
                 return Err(PluginError::load(
                     source_name,
@@ -255,17 +359,9 @@ impl PluginHost {
                 ));
             }
             None => return Err(PluginError::load(source_name, "not a paddock plugin")),
-        }
-        let plugin = AgentPlugin::load(
-            &self.engine,
-            &self.agent_linker,
-            component,
-            source_name,
-            |name| self.settings(name),
-        )
-        .await?;
+        };
         Ok(Loaded {
-            plugin: Arc::new(plugin),
+            plugin,
             source,
             hash,
         })
@@ -311,7 +407,7 @@ impl PluginHost {
                             tracing::error!(
                                 file = %path.display(),
                                 %error,
-                                kept_version = kept.map(|l| l.plugin.info().version.as_str()),
+                                kept_version = kept.map(|l| l.plugin.version()),
                                 "plugin file refused; the previous version stays active",
                             );
                             (kept.cloned(), Some(error.to_string()))
@@ -329,10 +425,10 @@ impl PluginHost {
             files.insert(path, state);
         }
         let catalog = Catalog {
-            agents: self.resolve(&files),
+            plugins: self.resolve(&files),
             files,
         };
-        log_changes(&previous.agents, &catalog.agents);
+        log_changes(&previous.plugins, &catalog.plugins);
         *self.catalog.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(catalog);
         self.generation.fetch_add(1, Ordering::Release);
     }
@@ -345,7 +441,7 @@ impl PluginHost {
     /// Built-ins, overridden by directory plugins of the same name. Two files
     /// claiming one name: the first in path order wins, the other is logged.
     fn resolve(&self, files: &BTreeMap<PathBuf, FileState>) -> BTreeMap<String, Loaded> {
-        let mut agents = self.builtins.clone();
+        let mut plugins = self.builtins.clone();
         let mut from_files: BTreeMap<String, &Path> = BTreeMap::new();
         for (path, state) in files {
             let Some(loaded) = &state.loaded else {
@@ -357,9 +453,9 @@ impl PluginHost {
                 continue;
             }
             from_files.insert(name.to_owned(), path);
-            agents.insert(name.to_owned(), loaded.clone());
+            plugins.insert(name.to_owned(), loaded.clone());
         }
-        agents
+        plugins
     }
 
     fn wasm_files(&self) -> Vec<PathBuf> {
@@ -384,13 +480,13 @@ impl PluginHost {
 
 fn log_changes(before: &BTreeMap<String, Loaded>, after: &BTreeMap<String, Loaded>) {
     for (name, new) in after {
-        let version = &new.plugin.info().version;
+        let version = new.plugin.version();
         match before.get(name) {
             None => {
                 tracing::info!(plugin = %name, version = %version, source = %new.source, hash = %&new.hash[..12], "plugin loaded")
             }
-            Some(old) if !Arc::ptr_eq(&old.plugin, &new.plugin) => {
-                tracing::info!(plugin = %name, version = %version, previous = %old.plugin.info().version, source = %new.source, hash = %&new.hash[..12], "plugin replaced")
+            Some(old) if !old.plugin.same(&new.plugin) => {
+                tracing::info!(plugin = %name, version = %version, previous = %old.plugin.version(), source = %new.source, hash = %&new.hash[..12], "plugin replaced")
             }
             Some(_) => {}
         }
@@ -398,4 +494,13 @@ fn log_changes(before: &BTreeMap<String, Loaded>, after: &BTreeMap<String, Loade
     for name in before.keys().filter(|n| !after.contains_key(*n)) {
         tracing::info!(plugin = %name, "plugin removed");
     }
+}
+
+fn names(catalog: &Catalog, kind: PluginKind) -> Vec<String> {
+    catalog
+        .plugins
+        .values()
+        .filter(|l| l.plugin.kind() == kind)
+        .map(|l| l.plugin.name().to_owned())
+        .collect()
 }

@@ -1,6 +1,7 @@
 //! The per-instance state every plugin store carries: WASI (with nothing
 //! granted by default), the memory limiter and the call deadline.
 
+use std::collections::BTreeMap;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -12,9 +13,11 @@ use wasmtime::{ResourceLimiter, Store, UpdateDeadline};
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
+use super::PluginGrants;
 use super::engine::PluginEngine;
 use super::error::PluginError;
 use super::limits::PluginLimits;
+use super::provider::ProviderCtx;
 
 /// Data of one plugin store.
 pub struct HostState {
@@ -24,6 +27,31 @@ pub struct HostState {
     limiter: MemoryCap,
     /// When the call in progress must stop.
     deadline: Instant,
+    /// What the plugin may reach with `outgoing-http`.
+    pub(crate) grants: PluginGrants,
+    /// Set for provider plugins: their runtime and config.
+    pub(crate) provider: Option<ProviderCtx>,
+}
+
+impl HostState {
+    pub(crate) fn set_provider(&mut self, ctx: ProviderCtx, grants: PluginGrants) {
+        self.provider = Some(ctx);
+        self.grants = grants;
+    }
+
+    /// The plugin's config (`[plugins.config.<name>]`).
+    pub(crate) fn config(&self) -> Option<&BTreeMap<String, String>> {
+        self.provider.as_ref().map(|p| &*p.config)
+    }
+
+    /// Runs a host call the plugin made without charging its time to the
+    /// plugin's deadline: host calls have deadlines of their own.
+    pub(crate) async fn off_the_clock<R>(&mut self, call: impl Future<Output = R>) -> R {
+        let started = Instant::now();
+        let result = call.await;
+        self.deadline += started.elapsed();
+        result
+    }
 }
 
 impl WasiView for HostState {
@@ -89,6 +117,8 @@ pub(crate) fn new_store(
                 hit: false,
             },
             deadline: Instant::now(),
+            grants: PluginGrants::default(),
+            provider: None,
         },
     );
     store.limiter(|state| &mut state.limiter);

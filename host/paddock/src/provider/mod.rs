@@ -8,6 +8,7 @@
 //! Kubernetes providers implement the same trait.
 
 pub mod local;
+pub mod plugin;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -31,6 +32,12 @@ pub struct SandboxSpec {
     /// Limits from the session's profile; each provider enforces what it
     /// can (containers and pods all of them).
     pub resources: Resources,
+    /// An image other than the provider's default (provider plugins choose
+    /// it); a provider that has no images refuses it.
+    pub image: Option<String>,
+    /// A container runtime class (`gvisor`, `kata`); a provider that cannot
+    /// choose one refuses it.
+    pub runtime_class: Option<String>,
 }
 
 /// The resource limits of one sandbox (`[sandbox.profiles.<name>]`).
@@ -86,6 +93,10 @@ pub struct Sandbox {
     pub token: String,
     pub created_at_ms: u64,
     pub expires_at_ms: u64,
+    /// The session's labels, as the provider recorded them (what provider
+    /// plugins scope their sandboxes by).
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
 }
 
 impl fmt::Debug for Sandbox {
@@ -99,6 +110,7 @@ impl fmt::Debug for Sandbox {
             .field("token", &"<redacted>")
             .field("created_at_ms", &self.created_at_ms)
             .field("expires_at_ms", &self.expires_at_ms)
+            .field("labels", &self.labels)
             .finish()
     }
 }
@@ -115,6 +127,9 @@ pub enum ProviderError {
     /// Provisioning started but the sandbox did not come up.
     #[error("sandbox for session {session_id} did not start: {message}")]
     Provision { session_id: String, message: String },
+    /// A provider plugin failed a call other than provisioning.
+    #[error("provider plugin `{plugin}`: {message}")]
+    Plugin { plugin: String, message: String },
     #[error("{context}: {source}")]
     Io {
         context: String,
@@ -126,8 +141,9 @@ pub enum ProviderError {
 /// Where sandboxes come from. Every method is safe to call concurrently.
 #[async_trait::async_trait]
 pub trait SandboxProvider: Send + Sync + 'static {
-    /// The kind name used in config and the API (`local-process`, ...).
-    fn kind(&self) -> &'static str;
+    /// The kind name used in config and the API (`local-process`, ...,
+    /// or a provider plugin's name).
+    fn kind(&self) -> &str;
 
     /// Starts a sandbox and returns once its runnerd answers `health`.
     async fn provision(&self, spec: &SandboxSpec) -> Result<Sandbox, ProviderError>;

@@ -411,6 +411,8 @@ impl Sessions {
                 network: record.network,
                 labels: record.labels.clone(),
                 resources: record.resources,
+                image: None,
+                runtime_class: None,
             }
         };
         let sandbox = self.provider.provision(&spec).await?;

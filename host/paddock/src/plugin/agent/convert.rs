@@ -77,7 +77,7 @@ pub(super) fn process_end(end: sdk::ProcessEnd) -> wit::ProcessEnd {
     }
 }
 
-pub(super) fn plugin_error(error: wit_types::PluginError) -> sdk::PluginError {
+pub(crate) fn plugin_error(error: wit_types::PluginError) -> sdk::PluginError {
     match error {
         wit_types::PluginError::InvalidInput(m) => sdk::PluginError::InvalidInput(m),
         wit_types::PluginError::Denied(m) => sdk::PluginError::Denied(m),

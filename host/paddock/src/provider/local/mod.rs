@@ -168,7 +168,7 @@ impl Inner {
 
 #[async_trait::async_trait]
 impl SandboxProvider for LocalProcessProvider {
-    fn kind(&self) -> &'static str {
+    fn kind(&self) -> &str {
         KIND
     }
 
@@ -176,6 +176,13 @@ impl SandboxProvider for LocalProcessProvider {
     /// request was cancelled), the provision still finishes and the sandbox
     /// is destroyed again, instead of a runnerd being left behind mid-way.
     async fn provision(&self, spec: &SandboxSpec) -> Result<Sandbox, ProviderError> {
+        if spec.image.is_some() || spec.runtime_class.is_some() {
+            return Err(ProviderError::Provision {
+                session_id: spec.session_id.clone(),
+                message: "the local-process provider runs no images and has no runtime classes"
+                    .to_owned(),
+            });
+        }
         let inner = Arc::clone(&self.inner);
         let owned = spec.clone();
         let (tx, rx) = oneshot::channel();
@@ -216,5 +223,6 @@ fn sandbox_of(state: SandboxState, token: String) -> Sandbox {
         token,
         created_at_ms: state.created_at_ms,
         expires_at_ms: state.expires_at_ms,
+        labels: state.labels,
     }
 }
