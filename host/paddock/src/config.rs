@@ -461,7 +461,15 @@ mod tests {
         let config = Config::load(Some(&path), |_| None).unwrap();
         assert_eq!(config.data_dir(), PathBuf::from(DEFAULT_DATA_DIR));
         assert_eq!(config.plugins.limits, PluginLimits::default());
-        assert_eq!(config.sessions, SessionsConfig::default());
+        // The example's `default` profile states the built-in default; it
+        // adds a `small` one.
+        let mut sessions = config.sessions.clone();
+        assert_eq!(
+            sessions.profiles.remove("default"),
+            Some(Resources::default())
+        );
+        assert!(sessions.profiles.remove("small").is_some());
+        assert_eq!(sessions, SessionsConfig::default());
         assert_eq!(config.listen(), DEFAULT_LISTEN);
         assert_eq!(config.provider_kind(), "local-process");
         assert_eq!(config.bwrap_mode(), Ok(BwrapMode::Auto));
