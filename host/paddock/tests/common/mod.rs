@@ -26,6 +26,12 @@ pub struct Host {
 impl Host {
     /// Starts a host on `data` with extra TOML config.
     pub fn start(data: &Path, config: &str) -> Host {
+        Self::start_with_env(data, config, &[])
+    }
+
+    /// Starts a host with extra environment variables (what the operator
+    /// grants plugins comes from the host's environment).
+    pub fn start_with_env(data: &Path, config: &str, env: &[(&str, &str)]) -> Host {
         std::fs::create_dir_all(data).unwrap();
         // Compiled plugins are shared by every test's host (writes to the
         // cache are atomic), so each start does not recompile them.
@@ -44,6 +50,7 @@ impl Host {
             .arg(&config_path)
             .env("PADDOCK_API_TOKENS", format!("alice={ALICE},bob={BOB}"))
             .env("PADDOCK_LOG", "warn")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
