@@ -26,10 +26,18 @@ const BUILTINS: &[(&str, &str)] = &[
     ("agent-codex", "codex.wasm"),
     ("agent-gemini", "gemini.wasm"),
     ("agent-opencode", "opencode.wasm"),
+    ("provider-hardened", "hardened.wasm"),
+    ("provider-remote-runnerd", "remote-runnerd.wasm"),
 ];
 
 /// Built for the host's tests only, never embedded.
-const TEST_PLUGINS: &[&str] = &["test-faults"];
+///
+/// All plugins, agent adapters and providers alike, build in one nested
+/// cargo invocation although cargo unifies features across it (so every
+/// plugin's SDK gets both its `agent` and `provider` glue): a component
+/// exports only the world whose export macro it calls and imports only what
+/// it uses, so the extra glue changes nothing in any plugin.
+const TEST_PLUGINS: &[&str] = &["test-faults", "test-provider-faults"];
 
 fn main() {
     let manifest_dir =

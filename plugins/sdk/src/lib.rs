@@ -4,7 +4,15 @@
 //! against the WIT package `paddock:plugin` (the `wit/` directory of the
 //! Paddock repository). This crate hides the generated bindings: an agent
 //! adapter is an implementation of [`agent::AgentAdapter`] plus one
-//! [`export_agent!`] call, and the same code builds natively for tests.
+//! [`export_agent!`] call, a sandbox provider one of
+//! [`provider::SandboxProvider`] plus one [`export_provider!`] call, and the
+//! same code builds natively for tests (host imports then call the mock host
+//! of [`testing::provider`]).
+//!
+//! Features pick the world whose glue is linked: `agent` (default) or
+//! `provider`. A provider plugin depends on the SDK with
+//! `default-features = false, features = ["provider"]`, so it carries no
+//! agent-world bindings, and an agent adapter none of the provider world.
 //!
 //! ```toml
 //! [lib]
@@ -20,8 +28,15 @@
 extern crate self as paddock_sdk;
 
 pub mod agent;
+pub mod config;
+pub mod env;
+pub mod error;
+pub mod http;
 pub mod log;
+pub mod provider;
 pub mod testing;
+
+pub use error::PluginError;
 
 #[cfg(target_arch = "wasm32")]
 #[doc(hidden)]
@@ -39,5 +54,19 @@ macro_rules! export_agent {
         type __PaddockAgentComponent = $crate::glue::agent::Component<$adapter>;
         #[cfg(target_arch = "wasm32")]
         $crate::glue::agent::__export_agent!(__PaddockAgentComponent);
+    };
+}
+
+/// Exports a [`provider::SandboxProvider`] as the plugin's
+/// `sandbox-provider`. Call it once, at the crate root; the SDK must be
+/// built with its `provider` feature. It expands to nothing on native
+/// targets.
+#[macro_export]
+macro_rules! export_provider {
+    ($provider:ty) => {
+        #[cfg(target_arch = "wasm32")]
+        type __PaddockProviderComponent = $crate::glue::provider::Component<$provider>;
+        #[cfg(target_arch = "wasm32")]
+        $crate::glue::provider::__export_provider!(__PaddockProviderComponent);
     };
 }

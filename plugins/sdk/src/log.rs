@@ -1,5 +1,6 @@
 //! Logging from a plugin into the host's log (tagged with the plugin's
-//! name). Natively, for tests and benchmarks, lines go to stderr.
+//! name). Natively, for tests and benchmarks, lines go to stderr (and to
+//! the provider mock host's record, when one is installed).
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Level {
@@ -14,7 +15,10 @@ pub fn log(level: Level, message: &str) {
     #[cfg(target_arch = "wasm32")]
     crate::glue::log(level, message);
     #[cfg(not(target_arch = "wasm32"))]
-    eprintln!("[{level:?}] {message}");
+    {
+        crate::testing::provider::host::log(level, message);
+        eprintln!("[{level:?}] {message}");
+    }
 }
 
 pub fn debug(message: &str) {

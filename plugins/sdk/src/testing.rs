@@ -13,6 +13,9 @@
 //! Set `PADDOCK_UPDATE_GOLDEN=1` to rewrite the golden files, then read the
 //! diff before committing it.
 
+#[cfg(not(target_arch = "wasm32"))]
+pub mod provider;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 

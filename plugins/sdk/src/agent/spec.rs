@@ -4,7 +4,6 @@
 //! what the host's exec API accepts as an agent run's `run`.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
@@ -168,25 +167,5 @@ pub enum InputKind {
     Interrupt,
 }
 
-/// Why an adapter refused a call.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", content = "message", rename_all = "snake_case")]
-pub enum PluginError {
-    InvalidInput(String),
-    Denied(String),
-    Unavailable(String),
-    Internal(String),
-}
-
-impl fmt::Display for PluginError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            PluginError::InvalidInput(m) => write!(f, "invalid input: {m}"),
-            PluginError::Denied(m) => write!(f, "denied: {m}"),
-            PluginError::Unavailable(m) => write!(f, "unavailable: {m}"),
-            PluginError::Internal(m) => write!(f, "internal error: {m}"),
-        }
-    }
-}
-
-impl std::error::Error for PluginError {}
+/// Why an adapter refused a call (shared by every plugin kind).
+pub use crate::error::PluginError;
