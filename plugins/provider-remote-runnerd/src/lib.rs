@@ -119,16 +119,22 @@ impl Pool {
         })
     }
 
-    fn healthy(&self, endpoint: &str) -> bool {
+    /// Whether `endpoint` answers `health`. An endpoint the host refuses to
+    /// reach (off this plugin's `allow_hosts`) is the operator's mistake,
+    /// not an unhealthy machine: that is an error naming it.
+    fn healthy(&self, endpoint: &str) -> Result<bool, PluginError> {
         match self.send(&self.request("GET", endpoint, "/v1/health")) {
-            Ok(resp) if resp.is_success() => true,
+            Ok(resp) if resp.is_success() => Ok(true),
             Ok(resp) => {
                 log::warn(&format!("{endpoint}: health answered {}", resp.status));
-                false
+                Ok(false)
             }
+            Err(PluginError::Denied(e)) => Err(PluginError::Denied(format!(
+                "{endpoint} cannot be reached: {e} (add its host to [plugins.grants.remote-runnerd] allow_hosts)"
+            ))),
             Err(e) => {
                 log::warn(&format!("{endpoint}: not healthy: {e}"));
-                false
+                Ok(false)
             }
         }
     }
@@ -310,7 +316,7 @@ impl SandboxProvider for RemoteRunnerd {
         let now = now();
         let (mut leased, mut unhealthy, mut failed) = (0, 0, 0);
         for endpoint in &pool.endpoints {
-            if !pool.healthy(endpoint) {
+            if !pool.healthy(endpoint)? {
                 unhealthy += 1;
                 continue;
             }

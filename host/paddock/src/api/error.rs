@@ -79,6 +79,9 @@ impl From<SessionError> for ApiError {
             SessionError::Provider(
                 ProviderError::Unavailable { .. } | ProviderError::Plugin { .. },
             ) => (StatusCode::SERVICE_UNAVAILABLE, "provider_unavailable"),
+            SessionError::Provider(ProviderError::Refused { .. }) => {
+                (StatusCode::FORBIDDEN, "sandbox_refused")
+            }
             SessionError::Provider(ProviderError::Provision { .. }) => {
                 (StatusCode::SERVICE_UNAVAILABLE, "sandbox_start_failed")
             }

@@ -127,6 +127,10 @@ pub enum ProviderError {
     /// Provisioning started but the sandbox did not come up.
     #[error("sandbox for session {session_id} did not start: {message}")]
     Provision { session_id: String, message: String },
+    /// The provider's policy refused the sandbox (a limit, a class it does
+    /// not offer): the caller's to change, not worth a retry.
+    #[error("sandbox for session {session_id} refused: {message}")]
+    Refused { session_id: String, message: String },
     /// A provider plugin failed a call other than provisioning.
     #[error("provider plugin `{plugin}`: {message}")]
     Plugin { plugin: String, message: String },

@@ -18,11 +18,12 @@ use paddock_runnerd::client::Client;
 
 use super::{NetworkPolicy, ProviderError, Resources, Sandbox, SandboxProvider, SandboxSpec};
 use crate::clock::unix_ms;
-use crate::plugin::PluginHost;
 use crate::plugin::provider::{
     ContainerRuntime, Kv, LaunchPlan, NetworkPolicy as WitNetwork, ProvisionRequest,
     Resources as WitResources, SandboxHandle, WitPluginError,
 };
+use crate::plugin::{PluginError, PluginHost};
+use paddock_sdk::PluginError as SdkError;
 
 /// The label naming the plugin that launched a sandbox.
 pub const LAUNCHED_BY: &str = "paddock.io/launched-by";
@@ -315,10 +316,16 @@ impl SandboxProvider for PluginProvider {
         };
         let handle = {
             let _one_at_a_time = self.provisioning.lock().await;
-            plugin
-                .provision(&request)
-                .await
-                .map_err(|e| self.failed(&spec.session_id, e))?
+            plugin.provision(&request).await.map_err(|e| match &e {
+                PluginError::Refused {
+                    error: SdkError::Denied(_) | SdkError::InvalidInput(_),
+                    ..
+                } => ProviderError::Refused {
+                    session_id: spec.session_id.clone(),
+                    message: format!("provider plugin `{}`: {e}", self.name),
+                },
+                _ => self.failed(&spec.session_id, e),
+            })?
         };
         let id = handle.id.clone();
         let checked = match self.sandbox(handle, spec) {
