@@ -137,7 +137,7 @@ async fn inspect(host: &PluginHost, file: &PathBuf) -> anyhow::Result<ExitCode> 
     if let Some(reason) = shape.incompatibility() {
         report["error"] = reason.into();
         ok = false;
-    } else if shape.kind == Some(PluginKind::Agent) {
+    } else if matches!(shape.kind, Some(PluginKind::Agent | PluginKind::Provider)) {
         // Load it as the host would, outside the plugins directory, to show
         // its manifest or the reason it is refused.
         let scratch = tempfile::tempdir()?;
@@ -149,23 +149,23 @@ async fn inspect(host: &PluginHost, file: &PathBuf) -> anyhow::Result<ExitCode> 
             &scratch.path().join("cache"),
         )
         .await?;
-        match probe
+        let loaded = probe
             .list()
             .into_iter()
             .find(|p| matches!(&p.source, crate::plugin::PluginSource::File(_)))
-        {
-            Some(summary) => {
-                let plugin = probe.agent(&summary.name)?;
-                report["manifest"] = serde_json::to_value(plugin.info())?;
-                report["limits"] = serde_json::to_value(
-                    host.agent(&summary.name)
-                        .map(|p| *p.limits())
-                        .unwrap_or(*plugin.limits()),
-                )?;
+            .and_then(|summary| probe.get(&summary.name));
+        match loaded {
+            Some(plugin) => {
+                report["manifest"] = plugin.manifest();
+                // The limits this host's config gives a plugin of that name.
+                let limits = host
+                    .get(plugin.name())
+                    .map_or(*plugin.limits(), |p| *p.limits());
+                report["limits"] = serde_json::to_value(limits)?;
             }
             None => {
                 report["error"] =
-                    "the component does not load as an agent adapter; see the log above".into();
+                    "the component does not load as a plugin; see the log above".into();
                 ok = false;
             }
         }

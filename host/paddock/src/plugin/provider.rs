@@ -206,6 +206,10 @@ impl ProviderPlugin {
         &self.info
     }
 
+    pub fn limits(&self) -> &PluginLimits {
+        &self.limits
+    }
+
     /// Runs one export call in a fresh instance under this plugin's limits.
     async fn call<R>(
         &self,

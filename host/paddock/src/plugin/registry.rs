@@ -82,6 +82,29 @@ impl Plugin {
         }
     }
 
+    /// What it says about itself (`info()`), as JSON.
+    pub fn manifest(&self) -> serde_json::Value {
+        match self {
+            Plugin::Agent(p) => serde_json::to_value(p.info()).unwrap_or_default(),
+            Plugin::Provider(p) => {
+                let info = p.info();
+                serde_json::json!({
+                    "name": info.name,
+                    "display_name": info.display_name,
+                    "version": info.version,
+                    "description": info.description,
+                })
+            }
+        }
+    }
+
+    pub fn limits(&self) -> &PluginLimits {
+        match self {
+            Plugin::Agent(p) => p.limits(),
+            Plugin::Provider(p) => p.limits(),
+        }
+    }
+
     /// Whether both are the same loaded version.
     fn same(&self, other: &Plugin) -> bool {
         match (self, other) {
@@ -242,6 +265,11 @@ impl PluginHost {
                 available: names(&catalog, PluginKind::Agent),
             }),
         }
+    }
+
+    /// The current version of plugin `name`, of any kind.
+    pub fn get(&self, name: &str) -> Option<Plugin> {
+        self.current().plugins.get(name).map(|l| l.plugin.clone())
     }
 
     /// The current version of provider plugin `name`.
