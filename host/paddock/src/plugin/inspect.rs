@@ -21,7 +21,8 @@ pub enum PluginKind {
 
 impl fmt::Display for PluginKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+        // `pad`, so that table columns (`{:<9}`) line up.
+        f.pad(match self {
             PluginKind::Agent => "agent",
             PluginKind::Broker => "broker",
             PluginKind::Provider => "provider",
