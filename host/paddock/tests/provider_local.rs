@@ -738,6 +738,7 @@ async fn destroy_refuses_what_is_not_a_sandbox_id() {
         token: "t".to_owned(),
         created_at_ms: 0,
         expires_at_ms: 0,
+        labels: Default::default(),
     };
     let err = provider.destroy(&sandbox).await.expect_err("refused");
     assert!(
