@@ -273,7 +273,7 @@ async fn a_provider_plugin_is_hot_reloaded() {
     .await;
     assert!(gone, "removal took effect: {last}");
 
-    // Added back: sessions run again.
+    // Added back: sessions run again, and the API shows where it came from.
     install_faults(&plugins);
     let back = eventually(Duration::from_secs(10), async || {
         let (status, body, session) = try_exec(&host, ALICE, json!({})).await;
@@ -285,6 +285,35 @@ async fn a_provider_plugin_is_hot_reloaded() {
     })
     .await;
     assert!(back, "the re-added plugin serves provisioning");
+    let (_, listed) = host.call("GET", "/v1/plugins", ALICE, None).await;
+    let row = listed["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "test-provider-faults")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(row["kind"], "provider", "{listed}");
+    assert!(
+        row["source"]
+            .as_str()
+            .unwrap_or_default()
+            .ends_with("faults.wasm"),
+        "{listed}"
+    );
+
+    // A broken replacement is refused; the version before it keeps serving.
+    std::fs::write(plugins.join(".broken.tmp"), b"\0asm broken").unwrap();
+    std::fs::rename(plugins.join(".broken.tmp"), plugins.join("faults.wasm")).unwrap();
+    let refused = eventually(Duration::from_secs(10), async || {
+        let (_, listed) = host.call("GET", "/v1/plugins", ALICE, None).await;
+        listed["refused"].as_array().is_some_and(|r| !r.is_empty())
+    })
+    .await;
+    assert!(refused, "the broken file is listed as refused");
+    let (status, body, session) = try_exec(&host, ALICE, json!({})).await;
+    assert_eq!(status, 201, "{body}");
+    ran(&host, ALICE, &session, &body).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

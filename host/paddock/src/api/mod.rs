@@ -6,6 +6,7 @@ mod auth;
 mod error;
 mod execs;
 mod files;
+mod plugins;
 mod sessions;
 
 use std::sync::Arc;
@@ -79,6 +80,7 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(execs::events))
         .routes(routes!(execs::stdin))
         .routes(routes!(execs::cancel))
+        .routes(routes!(plugins::list))
         .split_for_parts();
     let document = Arc::new(api.clone());
     let router = router
