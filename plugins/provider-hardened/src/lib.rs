@@ -232,18 +232,6 @@ impl SandboxProvider for Hardened {
         ));
         runtime::launch(&plan)
     }
-
-    fn destroy(id: &str) -> Result<(), PluginError> {
-        runtime::destroy(id)
-    }
-
-    fn list() -> Result<Vec<SandboxHandle>, PluginError> {
-        runtime::list()
-    }
-
-    fn inspect(id: &str) -> Result<Option<SandboxHandle>, PluginError> {
-        runtime::inspect(id)
-    }
 }
 
 paddock_sdk::export_provider!(Hardened);

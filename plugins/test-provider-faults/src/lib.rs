@@ -37,18 +37,6 @@ impl SandboxProvider for Faults {
             _ => runtime::launch(&LaunchPlan::from_request(&req)),
         }
     }
-
-    fn destroy(id: &str) -> Result<(), PluginError> {
-        runtime::destroy(id)
-    }
-
-    fn list() -> Result<Vec<SandboxHandle>, PluginError> {
-        runtime::list()
-    }
-
-    fn inspect(id: &str) -> Result<Option<SandboxHandle>, PluginError> {
-        runtime::inspect(id)
-    }
 }
 
 paddock_sdk::export_provider!(Faults);

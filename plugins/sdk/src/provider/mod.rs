@@ -51,12 +51,21 @@ pub trait SandboxProvider: 'static {
 
     /// Ends a sandbox this provider handed out. An unknown id is not an
     /// error (the host may retry a destroy that already happened).
-    fn destroy(id: &str) -> Result<(), PluginError>;
+    ///
+    /// The default suits a provider that launches through
+    /// [`runtime::launch`]: the host's runtime destroys it.
+    fn destroy(id: &str) -> Result<(), PluginError> {
+        runtime::destroy(id)
+    }
 
     /// Every sandbox this provider holds, for re-adoption after a host
-    /// restart.
-    fn list() -> Result<Vec<SandboxHandle>, PluginError>;
+    /// restart. Default: what it launched through the runtime.
+    fn list() -> Result<Vec<SandboxHandle>, PluginError> {
+        runtime::list()
+    }
 
-    /// One sandbox, if it is still alive.
-    fn inspect(id: &str) -> Result<Option<SandboxHandle>, PluginError>;
+    /// One sandbox, if it is still alive. Default: asks the runtime.
+    fn inspect(id: &str) -> Result<Option<SandboxHandle>, PluginError> {
+        runtime::inspect(id)
+    }
 }
