@@ -41,6 +41,45 @@ async fn ran(host: &Host, token: &str, session: &str, body: &Value) {
     assert_eq!(exit(&events)["code"], 0);
 }
 
+/// Where `/v1/plugins` says plugin `name` comes from.
+async fn source_of(host: &Host, name: &str) -> String {
+    let (_, listed) = host.call("GET", "/v1/plugins", ALICE, None).await;
+    listed["plugins"]
+        .as_array()
+        .and_then(|all| all.iter().find(|p| p["name"] == name))
+        .and_then(|p| p["source"].as_str())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Hot reload of a shipped provider: its wasm dropped into the plugins
+/// directory replaces the built-in (a session then runs on the file's
+/// version); removing the file brings the built-in back.
+async fn reload_builtin(host: &Host, name: &str) {
+    let file = format!("{name}.wasm");
+    let wasm = paddock::plugin::builtins()
+        .find(|b| b.file_name == file)
+        .expect("a shipped provider")
+        .wasm;
+    let plugins = host.data.join("plugins");
+    std::fs::write(plugins.join(".reload.tmp"), wasm).unwrap();
+    std::fs::rename(plugins.join(".reload.tmp"), plugins.join(&file)).unwrap();
+    let from_file = eventually(Duration::from_secs(10), async || {
+        source_of(host, name).await.ends_with(&file)
+    })
+    .await;
+    assert!(from_file, "{name} is served from the dropped file");
+    std::fs::remove_file(plugins.join(&file)).unwrap();
+    let builtin = eventually(Duration::from_secs(10), async || {
+        source_of(host, name).await == "built-in"
+    })
+    .await;
+    assert!(
+        builtin,
+        "{name} is the built-in again once its file is gone"
+    );
+}
+
 fn message(body: &Value) -> String {
     body["error"]["message"]
         .as_str()
@@ -79,11 +118,13 @@ async fn hardened_launches_on_the_engine_and_enforces_its_owner_limit() {
     assert_eq!(status, 201, "{body}");
     ran(&host, BOB, &bob, &body).await;
 
-    // Ending the first session frees the slot for the next provision.
+    // Ending the first session frees the slot for the next provision, on a
+    // hot-reloaded version of the plugin.
     let (status, _) = host
         .call("DELETE", &format!("/v1/sessions/{first}"), ALICE, None)
         .await;
     assert_eq!(status, 204);
+    reload_builtin(&host, "hardened").await;
     let (status, body) = host
         .call(
             "POST",
@@ -170,11 +211,13 @@ async fn remote_runnerd_leases_each_pool_member_to_one_session_at_a_time() {
     assert_eq!(status, 503, "{body}");
     assert!(message(&body).contains("remote-runnerd"), "{body}");
 
-    // A lease ends with its session; the member serves the next one.
+    // A lease ends with its session; the member serves the next one, on a
+    // hot-reloaded version of the plugin.
     let (status, _) = host
         .call("DELETE", &format!("/v1/sessions/{a}"), ALICE, None)
         .await;
     assert_eq!(status, 204);
+    reload_builtin(&host, "remote-runnerd").await;
     let (status, body) = host
         .call(
             "POST",
