@@ -44,6 +44,25 @@ pub struct Config {
     pub sessions: SessionsConfig,
     #[serde(default)]
     pub sandbox: SandboxConfig,
+    #[serde(default)]
+    pub links: LinksConfig,
+}
+
+/// `[links]`: users' desktops running `paddock link`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LinksConfig {
+    /// A link is offline this long after its last heartbeat
+    /// (`PADDOCK_LINK_TTL_SECS`). Links heartbeat every third of it.
+    pub ttl_secs: u64,
+}
+
+impl Default for LinksConfig {
+    fn default() -> Self {
+        Self {
+            ttl_secs: crate::link::DEFAULT_LINK_TTL.as_secs(),
+        }
+    }
 }
 
 /// Default listen address of the HTTP API.
@@ -193,6 +212,12 @@ impl Config {
         if let Some(kind) = env("PADDOCK_SANDBOX_PROVIDER").filter(|v| !v.is_empty()) {
             config.sandbox.provider = Some(kind);
         }
+        if let Some(ttl) = env("PADDOCK_LINK_TTL_SECS").filter(|v| !v.is_empty()) {
+            config.links.ttl_secs = ttl.parse().map_err(|_| ConfigError::Invalid {
+                key: "links.ttl_secs".into(),
+                message: format!("PADDOCK_LINK_TTL_SECS={ttl:?} is not a number of seconds"),
+            })?;
+        }
         if let Some(path) = env("PADDOCK_RUNNERD").filter(|v| !v.is_empty()) {
             config.sandbox.runnerd = Some(path.into());
         }
@@ -302,6 +327,9 @@ impl Config {
                     "cpu_millis, memory_mib, pids and workspace_mib must be at least 1".into(),
                 ));
             }
+        }
+        if self.links.ttl_secs == 0 {
+            return Err(invalid("links.ttl_secs", "must be at least 1".into()));
         }
         if s.sweep_interval_ms == 0 {
             return Err(invalid(

@@ -6,6 +6,7 @@ mod auth;
 mod error;
 mod execs;
 mod files;
+mod links;
 mod plugins;
 mod sessions;
 
@@ -23,6 +24,7 @@ use utoipa_axum::routes;
 pub use auth::Tokens;
 pub use error::{ApiError, ErrorBody};
 
+use crate::link::Dispatcher;
 use crate::session::Sessions;
 
 /// What every handler shares.
@@ -30,6 +32,9 @@ use crate::session::Sessions;
 pub struct AppState {
     pub sessions: Arc<Sessions>,
     pub tokens: Arc<Tokens>,
+    pub dispatcher: Arc<Dispatcher>,
+    /// Links are offline after this long without a heartbeat.
+    pub link_ttl: std::time::Duration,
     /// Turns true when the host stops: open event streams end with a
     /// `shutdown` event.
     pub shutdown: tokio::sync::watch::Receiver<bool>,
@@ -81,6 +86,11 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(execs::stdin))
         .routes(routes!(execs::cancel))
         .routes(routes!(plugins::list))
+        .routes(routes!(links::register))
+        .routes(routes!(links::heartbeat))
+        .routes(routes!(links::deregister))
+        .routes(routes!(links::me))
+        .routes(routes!(links::resolve))
         .split_for_parts();
     let document = Arc::new(api.clone());
     let router = router

@@ -19,6 +19,7 @@ use axum::serve::ListenerExt;
 use crate::api::{self, AppState, Tokens};
 use crate::config::Config;
 use crate::config::PROVIDER_KINDS;
+use crate::link::{Dispatcher, MemoryRegistry};
 use crate::plugin::PluginKind;
 use crate::plugin::{PluginHost, watch};
 use crate::provider::plugin::{EngineRuntime, PluginProvider};
@@ -65,7 +66,15 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<ExitCode
     let sweeper = tokio::spawn(sweep(sessions.clone(), sweep_every));
 
     let (stop, stopping) = tokio::sync::watch::channel(false);
+    let link_ttl = Duration::from_secs(config.links.ttl_secs);
+    let dispatcher = Arc::new(Dispatcher::new(
+        Arc::new(MemoryRegistry::new(link_ttl)),
+        sessions.plugins().clone(),
+        config.provider_kind(),
+    ));
     let (router, _) = api::router(AppState {
+        dispatcher,
+        link_ttl,
         sessions,
         tokens: Arc::new(Tokens::new(&tokens)),
         shutdown: stopping,
