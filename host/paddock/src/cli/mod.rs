@@ -1,5 +1,6 @@
 //! The `paddock` command line.
 
+mod link;
 mod plugin;
 mod serve;
 mod session;
@@ -40,6 +41,8 @@ pub enum Command {
     /// Create sessions and run commands and agents in them, through a
     /// running host's API.
     Session(session::SessionArgs),
+    /// Link this desktop to a host, so that sessions can run here.
+    Link(link::LinkArgs),
 }
 
 impl Cli {
@@ -63,5 +66,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Serve(args) => serve::run(config, args).await,
         Command::Plugin(command) => plugin::run(config, command).await,
         Command::Session(args) => session::run(config, args).await,
+        Command::Link(args) => link::run(config, args).await,
     }
 }

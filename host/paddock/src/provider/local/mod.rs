@@ -44,6 +44,13 @@ use tokio::sync::oneshot;
 pub use self::bwrap::{BwrapMode, UnknownBwrapMode};
 pub use self::config::{LocalProcessConfig, default_runnerd_path};
 
+/// Whether sandboxes here can be confined with bubblewrap: it is installed
+/// and actually starts runnerd (user namespaces may be disabled). Blocks
+/// while it tries.
+pub fn can_confine() -> bool {
+    default_runnerd_path().is_some_and(|runnerd| self::bwrap::Bwrap::detect(&runnerd).is_ok())
+}
+
 use self::bwrap::Bwrap;
 use self::config::{check_runnerd, choose_bwrap, create_root};
 use self::layout::{SandboxDir, is_sandbox_id};

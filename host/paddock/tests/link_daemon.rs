@@ -1,0 +1,152 @@
+//! `paddock link` as a real process against a real host on loopback: it
+//! registers, reports the agent CLIs on its PATH (a stand-in `claude`
+//! script: the desktop's real CLIs are not installed here), heartbeats,
+//! goes offline when killed, comes back when started again, and
+//! deregisters on SIGTERM.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use common::{ALICE, Host, eventually};
+use serde_json::{Value, json};
+
+/// A desktop: a PATH with a stand-in `claude` and the daemon's data dir.
+struct Desktop {
+    dir: tempfile::TempDir,
+}
+
+impl Desktop {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let bin = dir.path().join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        let claude = bin.join("claude");
+        std::fs::write(&claude, "#!/bin/sh\necho '2.1.0 (Claude Code)'\n").unwrap();
+        std::fs::set_permissions(&claude, std::fs::Permissions::from_mode(0o755)).unwrap();
+        // Compiled plugins are shared with the test hosts' cache.
+        let data = dir.path().join("data");
+        std::fs::create_dir(&data).unwrap();
+        let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("e2e-plugin-cache");
+        std::fs::create_dir_all(&cache).unwrap();
+        std::os::unix::fs::symlink(&cache, data.join("cache")).unwrap();
+        Self { dir }
+    }
+
+    /// Starts `paddock link`; returns it once it printed its link id.
+    fn link(&self, host: &Host) -> (Child, String) {
+        let path = format!(
+            "{}:{}",
+            self.dir.path().join("bin").display(),
+            "/usr/bin:/bin"
+        );
+        let mut child = Command::new(env!("CARGO_BIN_EXE_paddock"))
+            .args(["link", "--host", &host.url, "--token", ALICE])
+            .arg("--data-dir")
+            .arg(self.dir.path().join("data"))
+            .env("PATH", path)
+            .env("PADDOCK_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start paddock link");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let started: Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("link's first line {line:?}: {e}"));
+        (child, started["link_id"].as_str().unwrap().to_owned())
+    }
+}
+
+async fn resolve(host: &Host, agent: &str) -> (u16, Value) {
+    host.call(
+        "POST",
+        "/v1/dispatch/resolve",
+        ALICE,
+        Some(json!({ "preference": "user-desktop", "agent": agent })),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_daemon_registers_heartbeats_and_goes_offline_when_killed() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = Host::start_with_env(
+        &dir.path().join("data"),
+        "",
+        &[("PADDOCK_LINK_TTL_SECS", "3")],
+    );
+    let desktop = Desktop::new();
+    let (mut link, id) = desktop.link(&host);
+
+    let (status, me) = host.call("GET", "/v1/links/me", ALICE, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(me["id"], id.as_str());
+    assert_eq!(me["online"], true);
+    let agents = me["capabilities"]["agents"].as_array().unwrap();
+    assert_eq!(
+        agents,
+        &vec![json!({ "binary": "claude", "version": "2.1.0 (Claude Code)" })],
+        "only the CLI on its PATH, with its version"
+    );
+
+    // Heartbeats keep it online well past the TTL.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let (status, body) = resolve(&host, "claude-code").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["link_id"], id.as_str());
+    let (status, body) = resolve(&host, "codex").await;
+    assert_eq!(status, 409);
+    assert_eq!(
+        body["error"]["code"],
+        "user_desktop_link_capability_missing"
+    );
+
+    // Killed: offline once the TTL passes.
+    link.kill().unwrap();
+    link.wait().unwrap();
+    let offline = eventually(Duration::from_secs(8), async || {
+        let (status, body) = resolve(&host, "claude-code").await;
+        status == 409 && body["error"]["code"] == "user_desktop_link_offline"
+    })
+    .await;
+    assert!(offline, "a killed link goes offline after the TTL");
+
+    // Started again: online again, as a new registration.
+    let (mut link, again) = desktop.link(&host);
+    assert_ne!(again, id);
+    let (status, _) = resolve(&host, "claude-code").await;
+    assert_eq!(status, 200);
+
+    // SIGTERM: it deregisters before exiting; no TTL to wait for.
+    unsafe { libc::kill(link.id() as i32, libc::SIGTERM) };
+    let exit = link.wait().unwrap();
+    assert!(exit.success(), "{exit:?}");
+    let (status, _) = host.call("GET", "/v1/links/me", ALICE, None).await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_with_a_refused_token_says_so_and_exits() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = Host::start(&dir.path().join("data"), "");
+    let desktop = Desktop::new();
+    let output = Command::new(env!("CARGO_BIN_EXE_paddock"))
+        .args(["link", "--host", &host.url, "--token", "not-a-real-token"])
+        .arg("--data-dir")
+        .arg(desktop.dir.path().join("data"))
+        .env("PADDOCK_LOG", "warn")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("refused the API token"), "{stderr}");
+}
