@@ -10,6 +10,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
+
+pub mod podman;
 use serde_json::{Value, json};
 
 pub const ALICE: &str = "token-alice-0001";
