@@ -313,6 +313,38 @@ async fn a_new_provider_re_adopts_live_sandboxes_and_removes_the_rest() {
     provider.destroy(&live).await.expect("destroy");
 }
 
+/// With `publish_ip`, an egress sandbox's runnerd is reached on a port
+/// published there; a `network: none` one still on its container address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_ip_reaches_egress_sandboxes_on_a_published_port() {
+    let mut fixture = Fixture::new("publish").await;
+    fixture.config.publish_ip = Some(std::net::IpAddr::from([127, 0, 0, 1]));
+    let provider = fixture.provider().await;
+    let egress = provider
+        .provision(&spec("s-pub", "alice", NetworkPolicy::Egress))
+        .await
+        .expect("egress");
+    assert!(
+        egress.endpoint.starts_with("http://127.0.0.1:"),
+        "{}",
+        egress.endpoint
+    );
+    assert_eq!(run(&egress, "echo hi").await.0, "hi\n");
+    let none = provider
+        .provision(&spec("s-pub-none", "alice", NetworkPolicy::None))
+        .await
+        .expect("none");
+    assert!(
+        !none.endpoint.starts_with("http://127."),
+        "{}",
+        none.endpoint
+    );
+    assert_eq!(run(&none, "echo hi").await.0, "hi\n");
+    let adopted = fixture.provider().await.adopt().await.expect("adopt");
+    assert_eq!(adopted.len(), 2, "both are re-adopted: {adopted:?}");
+    assert!(adopted.contains(&egress) && adopted.contains(&none));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_engine_is_named_in_the_error() {
     let config = DockerConfig {

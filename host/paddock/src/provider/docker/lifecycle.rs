@@ -269,6 +269,10 @@ impl Inner {
             else {
                 continue;
             };
+            let instance = summary.labels.as_ref().and_then(|l| l.get(LABEL_INSTANCE));
+            if instance != Some(&self.config.instance) {
+                continue;
+            }
             seen.insert(id.clone());
             if self.is_provisioning(&id) {
                 continue;
@@ -278,7 +282,12 @@ impl Inner {
                     tracing::info!(sandbox = %id, session = %sandbox.session_id, "sandbox re-adopted");
                     adopted.push(sandbox);
                 }
-                Err(reason) => {
+                // The engine did not answer about it: no reason to think it
+                // dead, so it is left for the next start.
+                Err(Unadoptable::Unknown(reason)) => {
+                    tracing::warn!(sandbox = %id, %reason, "cannot tell whether a sandbox is alive; leaving it");
+                }
+                Err(Unadoptable::Dead(reason)) => {
                     tracing::info!(sandbox = %id, %reason, "removing a sandbox that cannot be adopted");
                     if let Err(err) = self.destroy(&id).await {
                         tracing::warn!(sandbox = %id, error = %err, "cannot remove a dead sandbox");
@@ -292,12 +301,24 @@ impl Inner {
 
     /// The sandbox of container `id` if it is running, unexpired and its
     /// runnerd answers; else why not.
-    async fn adopt_one(&self, id: &str, now: u64) -> Result<Sandbox, String> {
+    async fn adopt_one(&self, id: &str, now: u64) -> Result<Sandbox, Unadoptable> {
         let inspected = self
             .docker
             .inspect_container(id, None)
             .await
-            .map_err(|e| format!("cannot inspect: {e}"))?;
+            .map_err(|e| Unadoptable::Unknown(format!("cannot inspect: {e}")))?;
+        self.adoptable(id, &inspected, now)
+            .await
+            .map_err(Unadoptable::Dead)
+    }
+
+    /// The sandbox of an inspected container, or why it is dead.
+    async fn adoptable(
+        &self,
+        id: &str,
+        inspected: &ContainerInspectResponse,
+        now: u64,
+    ) -> Result<Sandbox, String> {
         let config = inspected.config.as_ref().ok_or("no config")?;
         let recorded = config
             .labels
@@ -327,7 +348,7 @@ impl Inner {
             NetworkPolicy::None => (self.config.none_network.as_str(), None),
             NetworkPolicy::Egress => (self.config.egress_network.as_str(), self.config.publish_ip),
         };
-        let endpoint = endpoint(&inspected, network_name, published)?;
+        let endpoint = endpoint(inspected, network_name, published)?;
         let client = Client::new(endpoint.clone(), token.clone());
         match tokio::time::timeout(ADOPT_HEALTH_TIMEOUT, client.health()).await {
             Ok(Ok(_)) => {}
@@ -367,7 +388,11 @@ impl Inner {
             }
         };
         for volume in volumes {
-            if volume.labels.get(LABEL_VOLUME).map(String::as_str) != Some("workspace") {
+            // Checked here too: podman 4 ORs repeated label filters on
+            // volumes, which would list other instances' volumes.
+            if volume.labels.get(LABEL_VOLUME).map(String::as_str) != Some("workspace")
+                || volume.labels.get(LABEL_INSTANCE) != Some(&self.config.instance)
+            {
                 continue;
             }
             let Some(id) = volume.name.strip_suffix("-workspace") else {
@@ -466,6 +491,14 @@ impl Inner {
             .unwrap_or_else(|p| p.into_inner())
             .contains(id)
     }
+}
+
+/// Why a container was not adopted.
+enum Unadoptable {
+    /// Expired, stopped, unlabelled or not answering: removed.
+    Dead(String),
+    /// The engine could not say: left alone.
+    Unknown(String),
 }
 
 /// runnerd's endpoint: the port published on `published`, else the
