@@ -174,6 +174,11 @@ async fn a_sandbox_runs_hardened_with_its_limits() {
     )
     .await;
     assert!(!matches!(after, Ok(Ok(_))), "runnerd is gone");
+    let volume = provider
+        .docker()
+        .inspect_volume(&format!("{}-workspace", sandbox.id))
+        .await;
+    assert!(volume.is_err(), "the workspace volume is gone");
     assert_eq!(podman::running(fixture.podman, &fixture.config.instance), 0);
 }
 

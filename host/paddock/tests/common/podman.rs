@@ -190,18 +190,20 @@ async fn ensure_image(host: &str) -> String {
     image
 }
 
-/// `<target>/x86_64-unknown-linux-musl/sandbox/runnerd`, built if missing.
+/// A static runnerd of this tree, built (or found fresh) by a nested cargo
+/// in a target directory of its own: one on the outer target directory
+/// could wait for the outer cargo's lock forever.
 pub fn static_runnerd() -> Result<PathBuf, String> {
+    const TRIPLE: &str = "x86_64-unknown-linux-musl";
     let target = Path::new(env!("CARGO_TARGET_TMPDIR"))
         .parent()
         .ok_or("no target dir")?
         .to_owned();
-    let binary = target.join("x86_64-unknown-linux-musl/sandbox/runnerd");
-    if binary.is_file() {
-        return Ok(binary);
-    }
+    let own = target.join("paddock-sandbox-runnerd");
+    let binary = own.join(TRIPLE).join("sandbox/runnerd");
     let ok = |c: &mut Command| c.status().is_ok_and(|s| s.success());
-    ok(Command::new("rustup").args(["target", "add", "x86_64-unknown-linux-musl"]));
+    ok(Command::new("rustup").args(["target", "add", TRIPLE]));
+    // Always run: cargo rebuilds only when runnerd changed.
     let built = ok(Command::new(env!("CARGO"))
         .args([
             "build",
@@ -210,14 +212,16 @@ pub fn static_runnerd() -> Result<PathBuf, String> {
             "--profile",
             "sandbox",
             "--target",
-            "x86_64-unknown-linux-musl",
+            TRIPLE,
         ])
-        .env("CARGO_TARGET_DIR", &target)
+        .env("CARGO_TARGET_DIR", &own)
         .current_dir(env!("CARGO_MANIFEST_DIR")));
     if built && binary.is_file() {
         Ok(binary)
     } else {
-        Err("cannot build the static runnerd (cargo build -p paddock-runnerd --profile sandbox --target x86_64-unknown-linux-musl)".into())
+        Err(format!(
+            "cannot build the static runnerd (cargo build -p paddock-runnerd --profile sandbox --target {TRIPLE})"
+        ))
     }
 }
 

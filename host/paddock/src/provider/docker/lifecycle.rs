@@ -44,25 +44,19 @@ impl Inner {
         let token = new_token().map_err(|e| fail(format!("no randomness for a token: {e}")))?;
         let _provisioning = Provisioning::enter(self, &id);
 
-        let network = match spec.network {
-            NetworkPolicy::None => {
-                self.ensure_none_network().await.map_err(&fail)?;
-                self.config.none_network.as_str()
+        // The network and volumes come out of the same budget.
+        let prepared = tokio::time::timeout_at(deadline, self.prepare(spec, &id)).await;
+        let (network, cache) = match prepared {
+            Ok(Ok(prepared)) => prepared,
+            Ok(Err(message)) => return Err(fail(self.abandon(&id, message).await)),
+            Err(_) => {
+                let message = format!(
+                    "the engine did not make the network and volumes within {:?}",
+                    self.config.start_timeout()
+                );
+                return Err(fail(self.abandon(&id, message).await));
             }
-            NetworkPolicy::Egress => self.config.egress_network.as_str(),
         };
-        let cache = if self.config.cache_volumes {
-            let name = cache_volume(&spec.owner);
-            self.create_volume(&name, "cache", &spec.owner, None)
-                .await
-                .map_err(&fail)?;
-            Some(name)
-        } else {
-            None
-        };
-        self.create_volume(&workspace_volume(&id), "workspace", &spec.owner, Some(&id))
-            .await
-            .map_err(&fail)?;
 
         let plan = Plan {
             spec,
@@ -123,6 +117,33 @@ impl Inner {
             created_at_ms,
             expires_at_ms: spec.expires_at_ms,
         })
+    }
+
+    /// Makes sure the sandbox's network exists and creates its volumes;
+    /// returns the network's name and the cache volume's, if any.
+    async fn prepare(
+        &self,
+        spec: &SandboxSpec,
+        id: &str,
+    ) -> Result<(&str, Option<String>), String> {
+        let network = match spec.network {
+            NetworkPolicy::None => {
+                self.ensure_none_network().await?;
+                self.config.none_network.as_str()
+            }
+            NetworkPolicy::Egress => self.config.egress_network.as_str(),
+        };
+        let cache = if self.config.cache_volumes {
+            let name = cache_volume(&spec.owner);
+            self.create_volume(&name, "cache", &spec.owner, None)
+                .await?;
+            Some(name)
+        } else {
+            None
+        };
+        self.create_volume(&workspace_volume(id), "workspace", &spec.owner, Some(id))
+            .await?;
+        Ok((network, cache))
     }
 
     /// Creates and starts the container; returns runnerd's endpoint.
