@@ -263,6 +263,8 @@ async fn an_owner_shares_one_cache_volume_across_sandboxes() {
     for sandbox in [&first, &second, &other] {
         provider.destroy(sandbox).await.expect("destroy");
     }
+    podman::remove_owner_caches(fixture.podman, &owner);
+    podman::remove_owner_caches(fixture.podman, "someone-else");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -48,6 +48,9 @@ pub async fn podman() -> &'static Podman {
 
 fn start() -> Result<(String, PathBuf), String> {
     install()?;
+    // Per test binary (its pid): several binaries may run at once. The
+    // directories of binaries that ended are removed on the way.
+    remove_stale_dirs();
     let dir = PathBuf::from(format!("/tmp/paddock-podman-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let conf = dir.join("containers.conf");
@@ -106,6 +109,26 @@ fn start() -> Result<(String, PathBuf), String> {
         std::thread::sleep(Duration::from_millis(50));
     }
     Ok((format!("unix://{}", socket.display()), conf))
+}
+
+/// Removes `/tmp/paddock-podman-PID` directories whose process is gone.
+fn remove_stale_dirs() {
+    let Ok(entries) = std::fs::read_dir("/tmp") else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("paddock-podman-"))
+            .and_then(|p| p.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// Installs podman, runc and busybox-static when podman is missing.
@@ -245,6 +268,28 @@ pub fn remove_instance(podman: &Podman, instance: &str) {
     }
     for name in run(&["volume", "ls", "-q", "--filter", &filter]).split_whitespace() {
         run(&["volume", "rm", "-f", name]);
+    }
+}
+
+/// Removes the cache volumes of `owner` (they outlive sandboxes on
+/// purpose, so a test with owners of its own cleans them up itself).
+pub fn remove_owner_caches(podman: &Podman, owner: &str) {
+    let output = Command::new("podman")
+        .args(["volume", "ls", "-q", "--filter"])
+        .arg(format!("label=dev.paddock.owner={owner}"))
+        .env("CONTAINERS_CONF", &podman.conf)
+        .stderr(Stdio::null())
+        .output();
+    let names = output
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    for name in names.split_whitespace() {
+        let _ = Command::new("podman")
+            .args(["volume", "rm", "-f", name])
+            .env("CONTAINERS_CONF", &podman.conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
     }
 }
 
