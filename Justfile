@@ -30,6 +30,11 @@ runnerd-static:
     cargo build -p paddock-runnerd --profile sandbox --target x86_64-unknown-linux-musl
     @echo "$CARGO_TARGET_DIR/x86_64-unknown-linux-musl/sandbox/runnerd"
 
+# The default sandbox image of the local-docker provider, built locally
+# (FROM scratch: a static runnerd and busybox; nothing is pulled).
+sandbox-image IMAGE="localhost/paddock-sandbox:latest":
+    bash host/sandbox-image/build.sh {{IMAGE}}
+
 # Build the shipped plugins as .wasm files (they are also embedded by the host build).
 plugins:
     cargo build --profile plugin --target wasm32-wasip2 -p agent-claude-code -p agent-codex -p agent-gemini -p agent-opencode

@@ -31,6 +31,12 @@
 //!    not let a client raise.)
 //! 4. memory: one idle runnerd (VmRSS, PSS), and the host's RSS per idle
 //!    session (unprovisioned, and provisioned).
+//! 5. local-process against local-docker: session create + first exec
+//!    `true` on two hosts, one per provider, interleaved round by round;
+//!    the docker one on podman's Docker-compatible service (started, and
+//!    the sandbox image built, by the tests' fixture), as a ratio.
+//!    `PADDOCK_BENCH_PROVIDER_SAMPLES` (default 30) rounds;
+//!    `PADDOCK_BENCH_ONLY=providers` runs this part alone.
 //!
 //! `PADDOCK_BENCH_KEEP=1` keeps the work directory (the hosts' logs and
 //! data dirs) for a look afterwards.
@@ -49,6 +55,11 @@ use futures_util::{Stream, StreamExt};
 use paddock_runnerd::client::Client;
 use paddock_runnerd::proto::{ExecRequest, Frame, Listening};
 use serde_json::{Value, json};
+
+/// The podman service of the tests, for part 5.
+#[allow(dead_code)]
+#[path = "../tests/common/podman.rs"]
+mod podman;
 
 const OWNER_TOKEN: &str = "token-bench-0001";
 /// Every network wait is bounded so a broken host fails the bench instead
@@ -91,6 +102,13 @@ async fn run(samples: usize, stream_mb: usize) -> anyhow::Result<()> {
         },
     );
     let mut table = Table::default();
+    let provider_samples = env_usize("PADDOCK_BENCH_PROVIDER_SAMPLES", 30);
+    if std::env::var("PADDOCK_BENCH_ONLY").as_deref() == Ok("providers") {
+        providers(work.path(), provider_samples, &mut table).await?;
+        println!();
+        table.print();
+        return Ok(());
+    }
 
     let host = Host::start(&work.path().join("host-a"), &[]).await?;
     eprintln!(
@@ -117,6 +135,12 @@ async fn run(samples: usize, stream_mb: usize) -> anyhow::Result<()> {
     memory(&host, &mut table).await?;
     drop(host);
 
+    eprintln!(
+        "[{:>5.1}s] local-process vs local-docker",
+        started.elapsed().as_secs_f64()
+    );
+    providers(work.path(), provider_samples, &mut table).await?;
+
     println!();
     table.print();
     println!(
@@ -128,6 +152,79 @@ async fn run(samples: usize, stream_mb: usize) -> anyhow::Result<()> {
         println!("kept {}", work.keep().display());
     }
     Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// 5. local-process vs local-docker
+
+async fn providers(work: &Path, samples: usize, table: &mut Table) -> anyhow::Result<()> {
+    let podman = podman::podman().await;
+    let instance = format!("bench-{}", std::process::id());
+    let config = format!(
+        "[sandbox]\nprovider = \"local-docker\"\n\n[sandbox.docker]\nhost = \"{}\"\n\
+         image = \"{}\"\ninstance = \"{instance}\"\n",
+        podman.host, podman.image
+    );
+    let local = Host::start(&work.join("host-local"), &[]).await?;
+    let docker = Host::start_with_config(&work.join("host-docker"), &[], &config).await;
+    let docker = match docker {
+        Ok(docker) => docker,
+        Err(err) => {
+            podman::remove_instance(podman, &instance);
+            return Err(err);
+        }
+    };
+    let warmup = 3;
+    let (mut on_local, mut on_docker) = (Samples::default(), Samples::default());
+    let mut failed = None;
+    for i in 0..warmup + samples {
+        let local_took = create_and_first_exec(&local).await;
+        let docker_took = create_and_first_exec(&docker).await;
+        match (local_took, docker_took) {
+            (Ok(l), Ok(d)) if i >= warmup => {
+                on_local.push(l);
+                on_docker.push(d);
+            }
+            (Ok(_), Ok(_)) => {}
+            (Err(err), _) | (_, Err(err)) => {
+                failed = Some(err);
+                break;
+            }
+        }
+    }
+    drop(docker);
+    podman::remove_instance(podman, &instance);
+    if let Some(err) = failed {
+        return Err(err);
+    }
+    table.section("5. session create + first exec `true`: local-process vs local-docker (podman)");
+    table.row("local-process", &on_local, None, None);
+    table.row(
+        "local-docker (podman, runc)",
+        &on_docker,
+        Some(("local-process", on_local.median())),
+        None,
+    );
+    Ok(())
+}
+
+/// Create a session, run `true` in it to its `exit` event (which
+/// provisions the sandbox), then delete it; the time to the `exit` event.
+async fn create_and_first_exec(host: &Host) -> anyhow::Result<Duration> {
+    let t = Instant::now();
+    let session = host.create_session(json!({})).await?;
+    let exec = host.exec(&session, json!({"argv": ["true"]})).await?;
+    let exit = host.run_to_exit(&session, &exec).await?;
+    let took = t.elapsed();
+    ensure!(
+        exit["reason"] == "exited" && exit["code"] == 0,
+        "first exec: {exit}"
+    );
+    let (status, body) = host
+        .call("DELETE", &format!("/v1/sessions/{session}"), None)
+        .await?;
+    ensure!(status / 100 == 2, "delete: {status} {body}");
+    Ok(took)
 }
 
 // ---------------------------------------------------------------------------
@@ -1100,6 +1197,16 @@ struct Host {
 
 impl Host {
     async fn start(data: &Path, env: &[(&str, &std::ffi::OsStr)]) -> anyhow::Result<Host> {
+        Self::start_with_config(data, env, "").await
+    }
+
+    /// A host with `config` as its TOML config file.
+    async fn start_with_config(
+        data: &Path,
+        env: &[(&str, &std::ffi::OsStr)],
+        config: &str,
+    ) -> anyhow::Result<Host> {
+        let config_text = config;
         std::fs::create_dir_all(data)?;
         // Compiled plugins persist between runs: compiling them is not what
         // is measured.
@@ -1107,7 +1214,7 @@ impl Host {
         std::fs::create_dir_all(&cache)?;
         std::os::unix::fs::symlink(&cache, data.join("cache"))?;
         let config = data.join("paddock.toml");
-        std::fs::write(&config, "")?;
+        std::fs::write(&config, config_text)?;
         let log = std::fs::File::create(data.join("paddock.log"))?;
         let mut child = Command::new(env!("CARGO_BIN_EXE_paddock"))
             .args(["serve", "--listen", "127.0.0.1:0"])

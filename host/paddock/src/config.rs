@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::plugin::{LimitsOverride, PluginGrants, PluginLimits};
-use crate::provider::Resources;
 use crate::provider::local::{BwrapMode, UnknownBwrapMode};
+use crate::provider::{DockerConfig, Resources};
 
 /// Default data directory, relative to where the host starts.
 pub const DEFAULT_DATA_DIR: &str = ".paddock";
@@ -133,7 +133,7 @@ impl Default for SessionsConfig {
 }
 
 /// The provider kinds this host build knows.
-pub const PROVIDER_KINDS: &[&str] = &["local-process"];
+pub const PROVIDER_KINDS: &[&str] = &["local-process", "local-docker"];
 
 /// `[sandbox]`
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -152,6 +152,9 @@ pub struct SandboxConfig {
     /// Confinement of local-process sandboxes with bubblewrap: `auto` (when
     /// installed), `off`, or `required`. Default `auto`.
     pub bwrap: Option<String>,
+    /// `[sandbox.docker]`: the local-docker provider.
+    #[serde(default)]
+    pub docker: DockerConfig,
 }
 
 /// `[plugins]`
@@ -294,6 +297,13 @@ impl Config {
         }
         self.bwrap_mode()
             .map_err(|e| invalid("sandbox.bwrap", e.to_string()))?;
+        let docker = &self.sandbox.docker;
+        if docker.image.is_empty() || docker.start_timeout_secs == 0 {
+            return Err(invalid(
+                "sandbox.docker",
+                "image must be named and start_timeout_secs at least 1".into(),
+            ));
+        }
         for (owner, token) in &self.auth.tokens {
             if owner.is_empty() || token.len() < 8 {
                 return Err(invalid(

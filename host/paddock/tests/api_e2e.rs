@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{ALICE, BOB, Host, Sse, SseEvent, eventually, exit, json_body, stdout};
+use common::{ALICE, BOB, Host, Provider, Sse, SseEvent, eventually, exit, json_body, stdout};
 use serde_json::{Value, json};
 
 /// Fast sweeps, so TTL and idle tests take seconds.
@@ -19,6 +19,43 @@ fn host(dir: &tempfile::TempDir) -> Host {
 fn host_with(dir: &tempfile::TempDir, config: &str) -> Host {
     Host::start(&dir.path().join("data"), config)
 }
+
+/// The tests about sandboxes, once per provider (`local_process::NAME`,
+/// `local_docker::NAME`): each is an `async fn(Provider)` below.
+macro_rules! per_provider {
+    ($($test:ident),* $(,)?) => {
+        mod local_process {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test(super::Provider::LocalProcess).await
+                }
+            )*
+        }
+        mod local_docker {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $test() {
+                    super::$test(super::Provider::LocalDocker).await
+                }
+            )*
+        }
+    };
+}
+
+per_provider!(
+    a_command_streams_its_output_and_exit_code,
+    stdin_goes_in_and_comes_back_out,
+    cancel_kills_the_whole_tree_with_one_terminal_event,
+    a_reconnecting_client_gets_no_gap_and_no_duplicate,
+    an_evicted_range_is_an_explicit_gap,
+    a_killed_host_re_adopts_its_sessions_and_running_execs,
+    ttl_and_idle_reap_sessions,
+    env_patches_reach_later_execs_and_loader_variables_are_refused,
+    a_stopping_host_ends_open_streams_and_the_exec_survives,
+    a_deadline_slides_while_attached_and_reaps_when_nobody_is,
+    an_attached_client_gets_a_fast_writer_whole,
+);
 
 /// A session running `echo FIRST; sleep 2; echo SECOND`, attached until its
 /// first line arrived: for tests that stop the host in between.
@@ -34,10 +71,9 @@ async fn two_step_exec(host: &Host, first: &str, second: &str) -> (String, Strin
     (session, exec, sse, seen)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_command_streams_its_output_and_exit_code() {
+async fn a_command_streams_its_output_and_exit_code(provider: Provider) {
     let dir = tempfile::tempdir().unwrap();
-    let host = host(&dir);
+    let host = provider.host(&dir.path().join("data"), CONFIG).await;
     let session = host.create_session(ALICE, json!({})).await;
     let (_, view) = host
         .call("GET", &format!("/v1/sessions/{session}"), ALICE, None)
@@ -84,10 +120,9 @@ async fn a_command_streams_its_output_and_exit_code() {
     assert_eq!(view["exit"]["code"], 3);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn stdin_goes_in_and_comes_back_out() {
+async fn stdin_goes_in_and_comes_back_out(provider: Provider) {
     let dir = tempfile::tempdir().unwrap();
-    let host = host(&dir);
+    let host = provider.host(&dir.path().join("data"), CONFIG).await;
     let session = host.create_session(ALICE, json!({})).await;
     let exec = host
         .exec(
@@ -253,19 +288,20 @@ async fn an_agent_run_streams_normalized_events_and_records_totals() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cancel_kills_the_whole_tree_with_one_terminal_event() {
+async fn cancel_kills_the_whole_tree_with_one_terminal_event(provider: Provider) {
     let dir = tempfile::tempdir().unwrap();
-    let host = host(&dir);
+    let host = provider.host(&dir.path().join("data"), CONFIG).await;
     let session = host.create_session(ALICE, json!({})).await;
     // The grandchild escapes the shell's process group with setsid where
     // available; the cgroup (or the tree walk) must still get it.
     // A unique argument finds the grandchild from outside, whether or not
-    // the sandbox has its own pid namespace.
+    // the sandbox has its own pid namespace (unique per provider too: the
+    // variants run at once in this process).
     let marker = format!(
-        "{}.{}",
+        "{}.{}{}",
         1000 + std::process::id() % 1000,
-        std::process::id()
+        std::process::id(),
+        provider as u8
     );
     let exec = host
         .exec(
@@ -278,7 +314,12 @@ async fn cancel_kills_the_whole_tree_with_one_terminal_event() {
     let first = sse.next().await.expect("started");
     assert_eq!(first.data["text"], "started\n");
     let grandchild = || common::pids_with_arg(&marker);
-    assert_eq!(grandchild().len(), 1, "the grandchild runs");
+    // `echo` may win the race against the fork's exec of `sleep`.
+    assert!(
+        eventually(Duration::from_secs(5), async || grandchild().len() == 1).await,
+        "the grandchild runs: {:?}",
+        grandchild()
+    );
     let (status, _) = host
         .call(
             "POST",
@@ -301,10 +342,9 @@ async fn cancel_kills_the_whole_tree_with_one_terminal_event() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_reconnecting_client_gets_no_gap_and_no_duplicate() {
+async fn a_reconnecting_client_gets_no_gap_and_no_duplicate(provider: Provider) {
     let dir = tempfile::tempdir().unwrap();
-    let host = host(&dir);
+    let host = provider.host(&dir.path().join("data"), CONFIG).await;
     let session = host.create_session(ALICE, json!({})).await;
     let exec = host
         .exec(
@@ -358,10 +398,14 @@ async fn a_reconnecting_client_gets_no_gap_and_no_duplicate() {
     assert_eq!(status, 400);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_evicted_range_is_an_explicit_gap() {
+async fn an_evicted_range_is_an_explicit_gap(provider: Provider) {
     let dir = tempfile::tempdir().unwrap();
-    let host = host_with(&dir, "[sessions]\nreplay_max_events = 8\n");
+    let host = provider
+        .host(
+            &dir.path().join("data"),
+            "[sessions]\nreplay_max_events = 8\n",
+        )
+        .await;
     let session = host.create_session(ALICE, json!({})).await;
     let exec = host
         .exec(
@@ -400,15 +444,14 @@ async fn an_evicted_range_is_an_explicit_gap() {
     exit(&events);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_killed_host_re_adopts_its_sessions_and_running_execs() {
+async fn a_killed_host_re_adopts_its_sessions_and_running_execs(provider: Provider) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let mut host = Host::start(&data, CONFIG);
+    let mut host = provider.host(&data, CONFIG).await;
     let (session, exec, _sse, seen) = two_step_exec(&host, "before", "after").await;
     host.kill9();
 
-    let host = Host::start(&data, CONFIG);
+    let host = provider.host(&data, CONFIG).await;
     let (status, view) = host
         .call("GET", &format!("/v1/sessions/{session}"), ALICE, None)
         .await;
@@ -427,10 +470,9 @@ async fn a_killed_host_re_adopts_its_sessions_and_running_execs() {
     assert_eq!(stdout(&events), "before\nafter\n");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ttl_and_idle_reap_sessions() {
+async fn ttl_and_idle_reap_sessions(provider: Provider) {
     let dir = tempfile::tempdir().unwrap();
-    let host = host(&dir);
+    let host = provider.host(&dir.path().join("data"), CONFIG).await;
     let ttl = host.create_session(ALICE, json!({"ttl_secs": 1})).await;
     let idle = host
         .create_session(ALICE, json!({"idle_timeout_secs": 1}))
@@ -465,11 +507,9 @@ async fn ttl_and_idle_reap_sessions() {
     );
     // Reaped sandboxes are destroyed (the session shows its end first).
     assert!(
-        eventually(Duration::from_secs(10), async || host.runnerd_pids().len()
-            <= 1)
-        .await,
-        "only the busy session's runnerd is left: {:?}",
-        host.runnerd_pids()
+        eventually(Duration::from_secs(10), async || host.sandbox_count() <= 1).await,
+        "only the busy session's sandbox is left: {}",
+        host.sandbox_count()
     );
 }
 
@@ -680,10 +720,9 @@ async fn the_openapi_document_covers_every_route() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn env_patches_reach_later_execs_and_loader_variables_are_refused() {
+async fn env_patches_reach_later_execs_and_loader_variables_are_refused(provider: Provider) {
     let dir = tempfile::tempdir().unwrap();
-    let host = host(&dir);
+    let host = provider.host(&dir.path().join("data"), CONFIG).await;
     let session = host
         .create_session(ALICE, json!({"env": {"SEEDED": "1"}}))
         .await;
@@ -743,11 +782,10 @@ async fn two_hundred_concurrent_sessions_all_complete() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_stopping_host_ends_open_streams_and_the_exec_survives() {
+async fn a_stopping_host_ends_open_streams_and_the_exec_survives(provider: Provider) {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let mut host = Host::start(&data, CONFIG);
+    let mut host = provider.host(&data, CONFIG).await;
     let (session, exec, sse, first) = two_step_exec(&host, "up", "done").await;
     let status = host.terminate();
     assert!(status.success(), "graceful exit: {status:?}");
@@ -762,7 +800,7 @@ async fn a_stopping_host_ends_open_streams_and_the_exec_survives() {
 
     // The exec kept running in its sandbox; a new host picks the stream up
     // where the client left it.
-    let host = Host::start(&data, CONFIG);
+    let host = provider.host(&data, CONFIG).await;
     let rest = host
         .events(ALICE, &session, &exec, first.id)
         .await
@@ -772,13 +810,14 @@ async fn a_stopping_host_ends_open_streams_and_the_exec_survives() {
     assert_eq!(exit(&rest)["code"], 0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_deadline_slides_while_attached_and_reaps_when_nobody_is() {
+async fn a_deadline_slides_while_attached_and_reaps_when_nobody_is(provider: Provider) {
     let dir = tempfile::tempdir().unwrap();
-    let host = host_with(
-        &dir,
-        "[sessions]\nsweep_interval_ms = 100\nexec_attach_grace_secs = 1\n",
-    );
+    let host = provider
+        .host(
+            &dir.path().join("data"),
+            "[sessions]\nsweep_interval_ms = 100\nexec_attach_grace_secs = 1\n",
+        )
+        .await;
     let session = host.create_session(ALICE, json!({})).await;
     // Nobody attached: the timeout plus the grace ends it.
     let lonely = host
@@ -858,12 +897,16 @@ async fn extend_moves_the_ttl_up_to_the_maximum_and_reading_does_not() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_attached_client_gets_a_fast_writer_whole() {
+async fn an_attached_client_gets_a_fast_writer_whole(provider: Provider) {
     let dir = tempfile::tempdir().unwrap();
     // A replay ring far smaller than the output: without back-pressure from
     // the attached client most of it would become a gap.
-    let host = host_with(&dir, "[sessions]\nreplay_max_bytes = 262144\n");
+    let host = provider
+        .host(
+            &dir.path().join("data"),
+            "[sessions]\nreplay_max_bytes = 262144\n",
+        )
+        .await;
     let session = host.create_session(ALICE, json!({})).await;
     let exec = host
         .exec(ALICE, &session, json_body(&["seq", "1", "300000"]))

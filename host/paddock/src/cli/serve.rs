@@ -23,7 +23,7 @@ use crate::link::{Dispatcher, MemoryRegistry};
 use crate::plugin::PluginKind;
 use crate::plugin::{PluginHost, watch};
 use crate::provider::plugin::{EngineRuntime, PluginProvider};
-use crate::provider::{LocalProcessConfig, LocalProcessProvider, SandboxProvider};
+use crate::provider::{DockerProvider, LocalProcessConfig, LocalProcessProvider, SandboxProvider};
 use crate::session::Sessions;
 use crate::session::store::Store;
 
@@ -56,7 +56,7 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<ExitCode
     }
     let _watch = watch(plugins.clone());
 
-    let provider = provider(&config, &data_dir, &plugins)?;
+    let provider = provider(&config, &data_dir, &plugins).await?;
     let store = Store::open(data_dir.join("sessions"))
         .with_context(|| format!("opening {}", data_dir.join("sessions").display()))?;
     let sweep_every = Duration::from_millis(config.sessions.sweep_interval_ms);
@@ -112,12 +112,12 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<ExitCode
 
 /// The configured provider: a built-in engine, or a provider plugin
 /// launching on one.
-fn provider(
+async fn provider(
     config: &Config,
     data_dir: &Path,
     plugins: &Arc<PluginHost>,
 ) -> anyhow::Result<Arc<dyn SandboxProvider>> {
-    let engine = engine(config.runtime_kind(), config, data_dir)?;
+    let engine = engine(config.runtime_kind(), config, data_dir).await?;
     let kind = config.provider_kind();
     if PROVIDER_KINDS.contains(&kind) {
         return Ok(engine);
@@ -149,7 +149,7 @@ fn provider(
 }
 
 /// The built-in engine `kind`.
-fn engine(
+async fn engine(
     kind: &str,
     config: &Config,
     data_dir: &Path,
@@ -163,6 +163,9 @@ fn engine(
             local.bwrap = config.bwrap_mode()?;
             Ok(Arc::new(LocalProcessProvider::new(local)?))
         }
+        "local-docker" => Ok(Arc::new(
+            DockerProvider::connect(config.sandbox.docker.clone()).await?,
+        )),
         other => anyhow::bail!("sandbox provider {other:?} is not built into this host"),
     }
 }

@@ -7,6 +7,7 @@
 //! The local-process provider is the embedded default; the Docker and
 //! Kubernetes providers implement the same trait.
 
+pub mod docker;
 pub mod local;
 pub mod plugin;
 
@@ -15,6 +16,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+pub use docker::{DockerConfig, DockerProvider};
 pub use local::{BwrapMode, LocalProcessConfig, LocalProcessProvider, default_runnerd_path};
 
 /// What a session asks of its sandbox.

@@ -10,17 +10,59 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures_util::StreamExt;
+
+pub mod podman;
 use serde_json::{Value, json};
 
 pub const ALICE: &str = "token-alice-0001";
 pub const BOB: &str = "token-bob-0002";
 
-/// A running host. Dropping it kills the host and every runnerd it started.
+/// A running host. Dropping it kills the host and every runnerd it started
+/// (or, on local-docker, every container of its instance).
 pub struct Host {
     child: Option<Child>,
     pub url: String,
     pub data: PathBuf,
     http: reqwest::Client,
+    /// The podman service and the host's instance name, on local-docker.
+    docker: Option<(&'static podman::Podman, String)>,
+}
+
+/// The sandbox provider a test host runs: the suites that are about
+/// sandboxes run once per provider, chosen through the host's config text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Provider {
+    LocalProcess,
+    /// Containers on podman's Docker-compatible service (`podman.rs`).
+    LocalDocker,
+}
+
+impl Provider {
+    /// Starts a host on `data` with extra TOML `config` (which must not
+    /// have a `[sandbox]` table) and this provider.
+    pub async fn host(self, data: &Path, config: &str) -> Host {
+        match self {
+            Provider::LocalProcess => Host::start(data, config),
+            Provider::LocalDocker => {
+                let podman = podman::podman().await;
+                // The same data dir is the same host across restarts.
+                let instance = {
+                    use std::hash::{Hash, Hasher};
+                    let mut h = std::collections::hash_map::DefaultHasher::new();
+                    data.hash(&mut h);
+                    format!("e2e-{:016x}", h.finish())
+                };
+                let config = format!(
+                    "{config}\n[sandbox]\nprovider = \"local-docker\"\n\n[sandbox.docker]\n\
+                     host = \"{}\"\nimage = \"{}\"\ninstance = \"{instance}\"\n",
+                    podman.host, podman.image
+                );
+                let mut host = Host::start(data, &config);
+                host.docker = Some((podman, instance));
+                host
+            }
+        }
+    }
 }
 
 impl Host {
@@ -66,6 +108,7 @@ impl Host {
             url: listening["listening"].as_str().unwrap().to_owned(),
             data: data.to_owned(),
             http: reqwest::Client::new(),
+            docker: None,
         }
     }
 
@@ -178,11 +221,24 @@ impl Host {
     }
 }
 
+impl Host {
+    /// How many sandboxes of this host are running.
+    pub fn sandbox_count(&self) -> usize {
+        match &self.docker {
+            Some((podman, instance)) => podman::running(podman, instance),
+            None => self.runnerd_pids().len(),
+        }
+    }
+}
+
 impl Drop for Host {
     fn drop(&mut self) {
         self.kill9();
         for pid in self.runnerd_pids() {
             unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+        if let Some((podman, instance)) = &self.docker {
+            podman::remove_instance(podman, instance);
         }
     }
 }
