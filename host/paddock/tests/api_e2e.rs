@@ -690,6 +690,12 @@ async fn the_openapi_document_covers_every_route() {
         ("get", "/v1/sessions/{id}/files/{path}"),
         ("put", "/v1/sessions/{id}/files/{path}"),
         ("delete", "/v1/sessions/{id}/files/{path}"),
+        ("get", "/v1/plugins"),
+        ("post", "/v1/links"),
+        ("post", "/v1/links/{id}/heartbeat"),
+        ("delete", "/v1/links/{id}"),
+        ("get", "/v1/links/me"),
+        ("post", "/v1/dispatch/resolve"),
     ];
     let paths = doc["paths"].as_object().unwrap();
     let documented: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();
