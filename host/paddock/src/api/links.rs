@@ -9,8 +9,10 @@
 use std::time::Duration;
 
 use axum::Json;
+use axum::extract::FromRequestParts;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -77,11 +79,21 @@ impl LinkStatus {
     }
 }
 
-fn link_secret(headers: &HeaderMap) -> Result<&str, ApiError> {
-    headers
-        .get(LINK_SECRET_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(|| ApiError::unauthorized("missing X-Link-Secret"))
+/// The link's secret from `X-Link-Secret`. An extractor, so that a call
+/// without it is a 401 before its body is even read.
+pub struct LinkSecret(String);
+
+impl<S: Send + Sync> FromRequestParts<S> for LinkSecret {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        parts
+            .headers
+            .get(LINK_SECRET_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| Self(v.to_owned()))
+            .ok_or_else(|| ApiError::unauthorized("missing X-Link-Secret"))
+    }
 }
 
 impl From<LinkError> for ApiError {
@@ -138,14 +150,13 @@ pub async fn register(
 pub async fn heartbeat(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    headers: HeaderMap,
+    LinkSecret(secret): LinkSecret,
     ApiJson(request): ApiJson<Heartbeat>,
 ) -> Result<Json<LinkStatus>, ApiError> {
-    let secret = link_secret(&headers)?;
     let link = state
         .dispatcher
         .links()
-        .heartbeat(&id, secret, request.capabilities)
+        .heartbeat(&id, &secret, request.capabilities)
         .await?;
     Ok(Json(LinkStatus::of(link, &state)))
 }
@@ -157,10 +168,9 @@ pub async fn heartbeat(
 pub async fn deregister(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    headers: HeaderMap,
+    LinkSecret(secret): LinkSecret,
 ) -> Result<StatusCode, ApiError> {
-    let secret = link_secret(&headers)?;
-    state.dispatcher.links().deregister(&id, secret).await?;
+    state.dispatcher.links().deregister(&id, &secret).await?;
     tracing::info!(link = %id, "link deregistered");
     Ok(StatusCode::NO_CONTENT)
 }
