@@ -470,6 +470,27 @@ async fn adopt_destroys_expired_sandboxes() {
 }
 
 #[tokio::test]
+async fn an_extended_sandbox_is_adopted_past_its_original_expiry() {
+    let root = Root::new();
+    let first = provider(root.path(), BwrapMode::Off);
+    let mut short = spec("sess-extended");
+    short.expires_at_ms = now_ms() + 300;
+    let sandbox = first.provision(&short).await.expect("provision");
+    first
+        .extend(&sandbox, now_ms() + 60_000)
+        .await
+        .expect("extend");
+    drop(first);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+
+    let second = provider(root.path(), BwrapMode::Off);
+    let adopted = second.adopt().await.expect("adopt");
+    assert_eq!(adopted.len(), 1, "adopted past its first expiry");
+    assert!(adopted[0].expires_at_ms > now_ms() + 50_000);
+    second.destroy(&adopted[0]).await.expect("destroy");
+}
+
+#[tokio::test]
 async fn adopt_cleans_up_corrupt_state_and_mismatched_tokens() {
     for mode in modes() {
         let root = Root::new();

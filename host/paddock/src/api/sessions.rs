@@ -98,7 +98,7 @@ pub async fn extend(
     ApiJson(request): ApiJson<Extend>,
 ) -> Result<Json<SessionView>, ApiError> {
     let session = state.sessions.get(&owner.0, &id)?;
-    state.sessions.extend(&session, request.by_secs)?;
+    state.sessions.extend(&session, request.by_secs).await?;
     Ok(Json(session.view()))
 }
 

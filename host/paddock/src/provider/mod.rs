@@ -161,4 +161,13 @@ pub trait SandboxProvider: Send + Sync + 'static {
     /// The sandboxes still alive from an earlier host process; dead ones
     /// found on the way are cleaned up (and logged), not returned.
     async fn adopt(&self) -> Result<Vec<Sandbox>, ProviderError>;
+
+    /// Records a new expiry (the session's TTL was extended), so that a
+    /// restarted host re-adopts the sandbox until then, not until the
+    /// expiry it was made with. The default records nothing: a provider
+    /// whose records cannot change says so in its docs.
+    async fn extend(&self, sandbox: &Sandbox, expires_at_ms: u64) -> Result<(), ProviderError> {
+        tracing::debug!(sandbox = %sandbox.id, provider = self.kind(), expires_at_ms, "this provider keeps a sandbox's original expiry");
+        Ok(())
+    }
 }

@@ -374,17 +374,26 @@ impl Sessions {
     }
 
     /// Extends the TTL by `secs`, up to `max_ttl_secs` after creation.
-    pub fn extend(&self, session: &Session, secs: u64) -> Result<(), SessionError> {
+    pub async fn extend(&self, session: &Session, secs: u64) -> Result<(), SessionError> {
         if let Some(ended) = session.ended() {
             return Err(SessionError::Ended(ended.reason));
         }
-        {
+        let expires_at_ms = {
             let mut state = session.lock();
             let record = &mut state.record;
             let max = record.created_at_ms + self.config.max_ttl_secs * 1000;
             record.expires_at_ms = (record.expires_at_ms + secs * 1000).min(max);
-        }
+            record.expires_at_ms
+        };
         self.persist(session);
+        // The provider's own record is what a restarted host re-adopts by.
+        // The session is extended either way; a provider that cannot record
+        // it would end the sandbox early only across a host restart.
+        if let Some(sandbox) = session.sandbox()
+            && let Err(err) = self.provider.extend(&sandbox, expires_at_ms).await
+        {
+            tracing::warn!(session = %session.id, sandbox = %sandbox.id, error = %err, "the provider did not record the new expiry; a host restart before it would end the sandbox at its old expiry");
+        }
         Ok(())
     }
 

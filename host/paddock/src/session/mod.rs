@@ -154,6 +154,11 @@ impl Session {
 
     /// Records the provisioned sandbox; returns whether the session ended
     /// meanwhile (then the caller destroys the sandbox).
+    /// The session's sandbox, if provisioned.
+    fn sandbox(&self) -> Option<Sandbox> {
+        self.lock().sandbox.clone()
+    }
+
     fn set_sandbox(&self, sandbox: Sandbox) -> Option<Ended> {
         let mut state = self.lock();
         state.record.sandbox_id = Some(sandbox.id.clone());

@@ -32,6 +32,10 @@
 //!   itself are open to its neighbours.
 //! - `workspace_mib` is not enforced: the engine's `local` volume driver
 //!   has no size limit.
+//! - A container's labels cannot change, so an extended session's sandbox
+//!   keeps its original expiry label: a host restarted after that expiry
+//!   but before the extended one removes the sandbox (and the session
+//!   ends as `provider_lost`).
 
 mod config;
 mod container;

@@ -217,6 +217,27 @@ impl SandboxProvider for LocalProcessProvider {
     async fn adopt(&self) -> Result<Vec<Sandbox>, ProviderError> {
         adopt::adopt(&self.inner).await
     }
+
+    /// Rewrites the expiry in the sandbox's state file (atomically).
+    async fn extend(&self, sandbox: &Sandbox, expires_at_ms: u64) -> Result<(), ProviderError> {
+        if !is_sandbox_id(&sandbox.id) {
+            return Err(ProviderError::Io {
+                context: format!("extending sandbox {:?}", sandbox.id),
+                source: io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    "not a local-process sandbox id",
+                ),
+            });
+        }
+        let path = SandboxDir::new(&self.inner.root, &sandbox.id).state();
+        let io_error = |source| ProviderError::Io {
+            context: format!("recording the new expiry of sandbox {}", sandbox.id),
+            source,
+        };
+        let mut state = SandboxState::read(&path).map_err(io_error)?;
+        state.expires_at_ms = expires_at_ms;
+        state.write(&path).map_err(io_error)
+    }
 }
 
 /// The `Sandbox` a state file and its token describe.
