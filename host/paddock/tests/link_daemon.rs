@@ -1,8 +1,9 @@
 //! `paddock link` as a real process against a real host on loopback: it
 //! registers, reports the agent CLIs on its PATH (a stand-in `claude`
 //! script: the desktop's real CLIs are not installed here), heartbeats,
-//! goes offline when killed, comes back when started again, and
-//! deregisters on SIGTERM.
+//! goes offline when killed, comes back when started again, deregisters on
+//! SIGTERM, and runs sessions whose commands, events and files go through
+//! the host.
 
 mod common;
 
@@ -12,7 +13,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use common::{ALICE, Host, eventually};
+use common::{ALICE, BOB, Host, eventually, exit, json_body, stdout};
 use serde_json::{Value, json};
 
 /// A desktop: a PATH with a stand-in `claude` and the daemon's data dir.
@@ -149,4 +150,121 @@ async fn a_link_with_a_refused_token_says_so_and_exits() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("refused the API token"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_desktop_session_runs_on_the_link_and_streams_through_the_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = Host::start_with_env(
+        &dir.path().join("data"),
+        "",
+        &[("PADDOCK_LINK_TTL_SECS", "3")],
+    );
+    let desktop = Desktop::new();
+    let (mut link, _) = desktop.link(&host);
+    // The control connection comes up right after registration.
+    let desktop_sandboxes = desktop.dir.path().join("data/sandboxes");
+
+    let (status, body) = host
+        .call(
+            "POST",
+            "/v1/sessions",
+            BOB,
+            Some(json!({ "preference": "user-desktop" })),
+        )
+        .await;
+    assert_eq!(status, 409, "bob has no desktop linked: {body}");
+    assert_eq!(body["error"]["code"], "user_desktop_link_offline");
+
+    let session = host
+        .create_session(ALICE, json!({ "preference": "user-desktop" }))
+        .await;
+    let (_, view) = host
+        .call("GET", &format!("/v1/sessions/{session}"), ALICE, None)
+        .await;
+    assert_eq!(view["provider"], "user-desktop", "{view}");
+
+    let mut ran = None;
+    let started = eventually(Duration::from_secs(10), async || {
+        let (status, body) = host
+            .call(
+                "POST",
+                &format!("/v1/sessions/{session}/execs"),
+                ALICE,
+                Some(json_body(&["sh", "-c", "echo on the desktop; pwd"])),
+            )
+            .await;
+        ran = Some(body);
+        status == 201
+    })
+    .await;
+    let body = ran.unwrap_or_default();
+    assert!(started, "the exec started on the desktop: {body}");
+    let exec = body["id"].as_str().unwrap().to_owned();
+    let events = host.collect(ALICE, &session, &exec).await;
+    let out = stdout(&events);
+    assert!(out.starts_with("on the desktop\n"), "{out:?}");
+    let pwd = out.lines().nth(1).unwrap_or_default();
+    assert!(
+        Path::new(pwd).starts_with(&desktop_sandboxes) || pwd.starts_with("/workspace"),
+        "it ran in a sandbox of the desktop's data dir: {pwd}"
+    );
+    assert_eq!(exit(&events)["code"], 0);
+
+    // Files go through the link too.
+    let status = host
+        .request(
+            reqwest::Method::PUT,
+            &format!("/v1/sessions/{session}/files/notes/todo.txt"),
+            ALICE,
+        )
+        .query(&[("parents", "true")])
+        .body("written from the platform")
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16();
+    assert!((200..300).contains(&status), "{status}");
+    let read = host
+        .request(
+            reqwest::Method::GET,
+            &format!("/v1/sessions/{session}/files/notes/todo.txt"),
+            ALICE,
+        )
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(read, "written from the platform");
+
+    // An agent whose CLI the desktop lacks is refused before anything runs.
+    let (status, body) = host
+        .call(
+            "POST",
+            &format!("/v1/sessions/{session}/execs"),
+            ALICE,
+            Some(json!({ "agent": "codex", "run": { "prompt": "hi" } })),
+        )
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(
+        body["error"]["code"],
+        "user_desktop_link_capability_missing"
+    );
+
+    // Ending the session destroys the sandbox on the desktop.
+    let (status, _) = host
+        .call("DELETE", &format!("/v1/sessions/{session}"), ALICE, None)
+        .await;
+    assert_eq!(status, 204);
+    let gone = eventually(Duration::from_secs(10), async || {
+        std::fs::read_dir(&desktop_sandboxes).map_or(true, |mut d| d.next().is_none())
+    })
+    .await;
+    assert!(gone, "the desktop's sandbox is gone");
+    link.kill().ok();
+    link.wait().ok();
 }

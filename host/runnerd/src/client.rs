@@ -97,7 +97,8 @@ pub struct Client {
 }
 
 impl Client {
-    /// A client for `base_url` (`http://HOST:PORT`, no trailing path).
+    /// A client for `base_url` (`http://HOST:PORT`, or with a path prefix
+    /// that every request path is appended to, as a tunnel has).
     pub fn new(base_url: impl Into<String>, token: impl Into<String>) -> Self {
         Self::build(base_url.into(), Some(token.into()))
     }

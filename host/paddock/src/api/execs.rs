@@ -17,6 +17,7 @@ use super::auth::Owner;
 use super::error::{ApiError, ErrorBody};
 use super::{ApiJson, AppState};
 use crate::exec::Delivery;
+use crate::link::{Pins, Preference, USER_DESKTOP};
 use crate::session::events::kind;
 use crate::session::{Attachment, ExecRequest, ExecView, StdinInput};
 
@@ -68,6 +69,22 @@ pub async fn create(
     ApiJson(request): ApiJson<ExecRequest>,
 ) -> Result<(StatusCode, Json<ExecView>), ApiError> {
     let session = state.sessions.get(&owner.0, &id)?;
+    // An agent run on a desktop needs its CLI there (and the link online).
+    let provider = session.provider();
+    if provider == USER_DESKTOP {
+        state
+            .dispatcher
+            .resolve(
+                &owner.0,
+                request.agent.as_deref(),
+                Preference::UserDesktop,
+                &Pins {
+                    provider: Some(provider),
+                    agent: None,
+                },
+            )
+            .await?;
+    }
     let exec = state.sessions.start_exec(&session, request).await?;
     Ok((StatusCode::CREATED, Json(exec.view(session.id()))))
 }

@@ -223,3 +223,24 @@ pub async fn resolve(
         .await?;
     Ok(Json(target))
 }
+
+/// `GET /v1/links/{id}/connect`: the link's control connection (a
+/// WebSocket it dials, authenticated by `X-Link-Secret`). The host sends
+/// signed requests over it; see `link::wire`.
+pub async fn connect(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    LinkSecret(secret): LinkSecret,
+    upgrade: axum::extract::ws::WebSocketUpgrade,
+) -> Result<axum::response::Response, ApiError> {
+    // Connecting counts as a heartbeat.
+    state
+        .dispatcher
+        .links()
+        .heartbeat(&id, &secret, None)
+        .await?;
+    let connections = state.connections.clone();
+    Ok(upgrade
+        .max_message_size(crate::link::wire::MAX_REQUEST_BODY + (1 << 20))
+        .on_upgrade(move |socket| async move { connections.serve(id, socket).await }))
+}

@@ -25,6 +25,7 @@ pub use auth::Tokens;
 pub use error::{ApiError, ErrorBody};
 
 use crate::link::Dispatcher;
+use crate::link::connections::Connections;
 use crate::session::Sessions;
 
 /// What every handler shares.
@@ -33,6 +34,8 @@ pub struct AppState {
     pub sessions: Arc<Sessions>,
     pub tokens: Arc<Tokens>,
     pub dispatcher: Arc<Dispatcher>,
+    /// Links' control connections.
+    pub connections: Arc<Connections>,
     /// Links are offline after this long without a heartbeat.
     pub link_ttl: std::time::Duration,
     /// Turns true when the host stops: open event streams end with a
@@ -99,6 +102,7 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
             "/v1/sessions/{id}/files/{*path}",
             get(files::read).put(files::write).delete(files::remove),
         )
+        .route("/v1/links/{id}/connect", get(links::connect))
         .route("/healthz", get(healthz))
         .route(
             "/openapi.json",

@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 use super::auth::Owner;
 use super::error::{ApiError, ErrorBody};
 use super::{ApiJson, AppState};
+use crate::link::Pins;
 use crate::session::{CreateSession, EndReason, SessionView};
 
 /// `GET /v1/sessions`.
@@ -35,8 +36,22 @@ pub struct Extend {
 pub async fn create(
     State(state): State<AppState>,
     owner: Owner,
-    ApiJson(request): ApiJson<CreateSession>,
+    ApiJson(mut request): ApiJson<CreateSession>,
 ) -> Result<(StatusCode, Json<SessionView>), ApiError> {
+    // Dispatch decides where; nothing is provisioned yet.
+    let target = state
+        .dispatcher
+        .resolve(
+            &owner.0,
+            None,
+            request.preference,
+            &Pins {
+                provider: request.provider.clone(),
+                agent: None,
+            },
+        )
+        .await?;
+    request.provider = Some(target.provider);
     let session = state.sessions.create(&owner.0, request)?;
     Ok((StatusCode::CREATED, Json(session.view())))
 }

@@ -16,9 +16,15 @@ use reqwest::StatusCode;
 use serde::Deserialize;
 use tokio::process::Command;
 
+use std::sync::Arc;
+
+use tokio::task::JoinHandle;
+
 use crate::config::Config;
+use crate::link::desktop::DesktopSide;
 use crate::link::{AgentCli, Capabilities};
 use crate::plugin::{PluginHost, PluginKind};
+use crate::provider::{LocalProcessConfig, LocalProcessProvider};
 
 /// The longest a CLI's `--version` may take during the probe.
 const VERSION_TIMEOUT: Duration = Duration::from_secs(5);
@@ -95,6 +101,27 @@ pub async fn run(config: Config, args: LinkArgs) -> anyhow::Result<ExitCode> {
     );
     std::io::stdout().flush().ok();
 
+    let sandboxes = data_dir.join("sandboxes");
+    let mut local = LocalProcessConfig::new(&sandboxes);
+    if let Some(path) = &config.sandbox.runnerd {
+        local.runnerd = path.clone();
+    }
+    local.bwrap = config.bwrap_mode()?;
+    let serve =
+        |registration: &Registration| -> anyhow::Result<(Arc<DesktopSide>, JoinHandle<()>)> {
+            let side = Arc::new(DesktopSide::new(
+                LocalProcessProvider::new(local.clone())?,
+                &registration.secret,
+            ));
+            let task = tokio::spawn(side.clone().connect_forever(
+                daemon.host.clone(),
+                registration.id.clone(),
+                registration.secret.clone(),
+            ));
+            Ok((side, task))
+        };
+    let (mut side, mut connection) = serve(&registration)?;
+
     let mut probed_at = tokio::time::Instant::now();
     let mut failures = 0u32;
     let stop = super::serve::shutdown_signal();
@@ -127,6 +154,10 @@ pub async fn run(config: Config, args: LinkArgs) -> anyhow::Result<ExitCode> {
                 tracing::warn!(link = %registration.id, "the host no longer knows this link; registering again");
                 registration = daemon.register_until_done(&capabilities).await?;
                 tracing::info!(link = %registration.id, "registered again");
+                // The host forgot the old link and its sessions.
+                connection.abort();
+                side.destroy_all().await;
+                (side, connection) = serve(&registration)?;
                 failures = 0;
             }
             Err(HeartbeatError::Failed(e)) => {
@@ -135,6 +166,8 @@ pub async fn run(config: Config, args: LinkArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
+    connection.abort();
+    side.destroy_all().await;
     daemon.deregister(&registration).await;
     Ok(ExitCode::SUCCESS)
 }

@@ -19,9 +19,13 @@ use axum::serve::ListenerExt;
 use crate::api::{self, AppState, Tokens};
 use crate::config::Config;
 use crate::config::PROVIDER_KINDS;
-use crate::link::{Dispatcher, MemoryRegistry};
+use crate::link::connections::Connections;
+use crate::link::tunnel::Tunnel;
+use crate::link::{Dispatcher, LinkRegistry, MemoryRegistry};
 use crate::plugin::PluginKind;
 use crate::plugin::{PluginHost, watch};
+use crate::provider::Providers;
+use crate::provider::desktop::UserDesktopProvider;
 use crate::provider::plugin::{EngineRuntime, PluginProvider};
 use crate::provider::{DockerProvider, LocalProcessConfig, LocalProcessProvider, SandboxProvider};
 use crate::session::Sessions;
@@ -60,20 +64,29 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<ExitCode
     let store = Store::open(data_dir.join("sessions"))
         .with_context(|| format!("opening {}", data_dir.join("sessions").display()))?;
     let sweep_every = Duration::from_millis(config.sessions.sweep_interval_ms);
-    let sessions = Sessions::open(config.sessions.clone(), provider, plugins, store)
+    // Sessions on users' desktops, through their links.
+    let link_ttl = Duration::from_secs(config.links.ttl_secs);
+    let links: Arc<dyn LinkRegistry> = Arc::new(MemoryRegistry::new(link_ttl));
+    let connections = Connections::new();
+    let tunnel = Tunnel::start(connections.clone(), links.clone())
+        .await
+        .context("starting the link tunnel")?;
+    let desktop = UserDesktopProvider::new(links.clone(), connections.clone(), tunnel);
+    let dispatcher = Arc::new(Dispatcher::new(
+        links,
+        plugins.clone(),
+        config.provider_kind(),
+    ));
+    let providers = Providers::new(provider).with(Arc::new(desktop));
+    let sessions = Sessions::open(config.sessions.clone(), providers, plugins, store)
         .await
         .context("re-adopting sessions")?;
     let sweeper = tokio::spawn(sweep(sessions.clone(), sweep_every));
 
     let (stop, stopping) = tokio::sync::watch::channel(false);
-    let link_ttl = Duration::from_secs(config.links.ttl_secs);
-    let dispatcher = Arc::new(Dispatcher::new(
-        Arc::new(MemoryRegistry::new(link_ttl)),
-        sessions.plugins().clone(),
-        config.provider_kind(),
-    ));
     let (router, _) = api::router(AppState {
         dispatcher,
+        connections,
         link_ttl,
         sessions,
         tokens: Arc::new(Tokens::new(&tokens)),

@@ -2,9 +2,13 @@
 //! which are online, the signatures on what the host asks of them, and
 //! dispatch (where a run goes).
 
+pub mod connections;
+pub mod desktop;
 pub mod dispatch;
 pub mod registry;
 pub mod signing;
+pub mod tunnel;
+pub mod wire;
 
 pub use dispatch::{
     DispatchError, DispatchTarget, Dispatcher, Pins, Preference, RunsIn, USER_DESKTOP,

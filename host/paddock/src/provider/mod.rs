@@ -7,12 +7,14 @@
 //! The local-process provider is the embedded default; the Docker and
 //! Kubernetes providers implement the same trait.
 
+pub mod desktop;
 pub mod docker;
 pub mod local;
 pub mod plugin;
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
@@ -169,5 +171,42 @@ pub trait SandboxProvider: Send + Sync + 'static {
     async fn extend(&self, sandbox: &Sandbox, expires_at_ms: u64) -> Result<(), ProviderError> {
         tracing::debug!(sandbox = %sandbox.id, provider = self.kind(), expires_at_ms, "this provider keeps a sandbox's original expiry");
         Ok(())
+    }
+}
+
+/// The providers of one host: the default one (`sandbox.provider`) and the
+/// others sessions may name (`user-desktop`), by kind.
+#[derive(Clone)]
+pub struct Providers {
+    default: Arc<dyn SandboxProvider>,
+    by_kind: BTreeMap<String, Arc<dyn SandboxProvider>>,
+}
+
+impl Providers {
+    pub fn new(default: Arc<dyn SandboxProvider>) -> Self {
+        let by_kind = BTreeMap::from([(default.kind().to_owned(), default.clone())]);
+        Self { default, by_kind }
+    }
+
+    /// Adds a provider sessions may ask for by its kind.
+    pub fn with(mut self, provider: Arc<dyn SandboxProvider>) -> Self {
+        self.by_kind.insert(provider.kind().to_owned(), provider);
+        self
+    }
+
+    pub fn default_provider(&self) -> &Arc<dyn SandboxProvider> {
+        &self.default
+    }
+
+    pub fn get(&self, kind: &str) -> Option<&Arc<dyn SandboxProvider>> {
+        self.by_kind.get(kind)
+    }
+
+    pub fn all(&self) -> impl Iterator<Item = &Arc<dyn SandboxProvider>> {
+        self.by_kind.values()
+    }
+
+    pub fn kinds(&self) -> Vec<&str> {
+        self.by_kind.keys().map(String::as_str).collect()
     }
 }

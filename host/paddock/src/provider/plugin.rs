@@ -250,9 +250,14 @@ impl PluginProvider {
             .map(|kv| (kv.key, kv.value))
             .collect();
         match handle.token {
+            // The session manager finds a sandbox's provider by this kind.
             None => self
                 .runtime
                 .get(&self.name, &handle.id)
+                .map(|sandbox| Sandbox {
+                    provider: self.name.clone(),
+                    ..sandbox
+                })
                 .ok_or_else(|| format!("it returned sandbox {} that it did not launch", handle.id)),
             Some(token) => Ok(Sandbox {
                 id: handle.id,
@@ -367,7 +372,13 @@ impl SandboxProvider for PluginProvider {
             .adopt(&self.name)
             .await?
             .into_iter()
-            .map(|s| (s.id.clone(), s))
+            .map(|s| {
+                let s = Sandbox {
+                    provider: self.name.clone(),
+                    ..s
+                };
+                (s.id.clone(), s)
+            })
             .collect();
         let plugin = self
             .plugins

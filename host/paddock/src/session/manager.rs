@@ -17,9 +17,10 @@ use super::store::{Ended, ExecRecord, SessionRecord, Store};
 use super::{EndReason, Session, unix_ms};
 use crate::config::SessionsConfig;
 use crate::exec::RingLimits;
+use crate::link::Preference;
 use crate::plugin::{PluginError, PluginHost, PluginKind};
 use crate::provider::{
-    NetworkPolicy, ProviderError, Resources, Sandbox, SandboxProvider, SandboxSpec,
+    NetworkPolicy, ProviderError, Providers, Resources, Sandbox, SandboxProvider, SandboxSpec,
 };
 
 /// How long ending a session waits for its execs' terminal events before
@@ -79,6 +80,10 @@ pub struct CreateSession {
     /// The resource profile (`[sessions.profiles.<name>]`); default
     /// `default`.
     pub profile: Option<String>,
+    /// Where the session runs: `cluster-default` (the host's provider) or
+    /// `user-desktop` (the owner's linked desktop; a 409 when it is offline).
+    #[serde(default)]
+    pub preference: Preference,
 }
 
 /// `POST /v1/sessions/{id}/execs`: a command (`argv`) or an agent run
@@ -117,7 +122,7 @@ pub enum StdinInput {
 /// Every session of this host.
 pub struct Sessions {
     config: SessionsConfig,
-    provider: Arc<dyn SandboxProvider>,
+    providers: Providers,
     plugins: Arc<PluginHost>,
     store: Store,
     sessions: RwLock<HashMap<String, Arc<Session>>>,
@@ -130,20 +135,24 @@ impl Sessions {
     /// more are destroyed.
     pub async fn open(
         config: SessionsConfig,
-        provider: Arc<dyn SandboxProvider>,
+        providers: Providers,
         plugins: Arc<PluginHost>,
         store: Store,
     ) -> Result<Arc<Self>, SessionError> {
         let records = store.load_all()?;
-        let mut adopted: HashMap<String, Sandbox> = provider
-            .adopt()
-            .await?
-            .into_iter()
-            .map(|s| (s.id.clone(), s))
-            .collect();
+        let mut adopted: HashMap<String, Sandbox> = HashMap::new();
+        for provider in providers.all() {
+            adopted.extend(
+                provider
+                    .adopt()
+                    .await?
+                    .into_iter()
+                    .map(|s| (s.id.clone(), s)),
+            );
+        }
         let this = Arc::new(Self {
             config,
-            provider,
+            providers,
             plugins,
             store,
             sessions: RwLock::new(HashMap::new()),
@@ -168,11 +177,21 @@ impl Sessions {
         }
         for orphan in adopted.into_values() {
             tracing::warn!(sandbox = %orphan.id, session = %orphan.session_id, "sandbox without a live session destroyed");
-            if let Err(err) = this.provider.destroy(&orphan).await {
+            if let Err(err) = this.provider_of(&orphan.provider)?.destroy(&orphan).await {
                 tracing::error!(sandbox = %orphan.id, error = %err, "cannot destroy an orphaned sandbox");
             }
         }
         Ok(this)
+    }
+
+    /// The provider of `kind`, or why this host has none.
+    fn provider_of(&self, kind: &str) -> Result<&Arc<dyn SandboxProvider>, SessionError> {
+        self.providers.get(kind).ok_or_else(|| {
+            SessionError::Invalid(format!(
+                "provider {kind:?} is not available; this host runs: {}",
+                self.providers.kinds().join(", ")
+            ))
+        })
     }
 
     /// The limits of profile `name` (`default` when none is named).
@@ -308,13 +327,8 @@ impl Sessions {
     ) -> Result<Arc<Session>, SessionError> {
         let provider = request
             .provider
-            .unwrap_or_else(|| self.provider.kind().to_owned());
-        if provider != self.provider.kind() {
-            return Err(SessionError::Invalid(format!(
-                "provider {provider:?} is not available; this host runs: {}",
-                self.provider.kind()
-            )));
-        }
+            .unwrap_or_else(|| self.providers.default_provider().kind().to_owned());
+        self.provider_of(&provider)?;
         let ttl = request.ttl_secs.unwrap_or(self.config.default_ttl_secs);
         if ttl == 0 || ttl > self.config.max_ttl_secs {
             return Err(SessionError::Invalid(format!(
@@ -390,7 +404,10 @@ impl Sessions {
         // The session is extended either way; a provider that cannot record
         // it would end the sandbox early only across a host restart.
         if let Some(sandbox) = session.sandbox()
-            && let Err(err) = self.provider.extend(&sandbox, expires_at_ms).await
+            && let Err(err) = self
+                .provider_of(&sandbox.provider)?
+                .extend(&sandbox, expires_at_ms)
+                .await
         {
             tracing::warn!(session = %session.id, sandbox = %sandbox.id, error = %err, "the provider did not record the new expiry; a host restart before it would end the sandbox at its old expiry");
         }
@@ -424,7 +441,8 @@ impl Sessions {
                 runtime_class: None,
             }
         };
-        let sandbox = self.provider.provision(&spec).await?;
+        let kind = session.lock().record.provider.clone();
+        let sandbox = self.provider_of(&kind)?.provision(&spec).await?;
         let sandbox_id = sandbox.id.clone();
         let raced_end = session.set_sandbox(sandbox);
         self.persist(session);
@@ -672,7 +690,10 @@ impl Sessions {
     async fn destroy_sandbox(&self, session: &Session) {
         let sandbox = session.take_sandbox();
         if let Some(sandbox) = sandbox
-            && let Err(err) = self.provider.destroy(&sandbox).await
+            && let Err(err) = match self.provider_of(&sandbox.provider) {
+                Ok(provider) => provider.destroy(&sandbox).await.map_err(SessionError::from),
+                Err(err) => Err(err),
+            }
         {
             tracing::error!(session = %session.id, sandbox = %sandbox.id, error = %err, "cannot destroy the sandbox");
         }

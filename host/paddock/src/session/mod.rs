@@ -102,6 +102,11 @@ impl Session {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The provider kind the session's sandbox comes from.
+    pub fn provider(&self) -> String {
+        self.lock().record.provider.clone()
+    }
+
     pub fn id(&self) -> &str {
         &self.id
     }
