@@ -40,13 +40,17 @@ impl Desktop {
 
     /// Starts `paddock link`; returns it once it printed its link id.
     fn link(&self, host: &Host) -> (Child, String) {
+        self.link_to(&host.url)
+    }
+
+    fn link_to(&self, host_url: &str) -> (Child, String) {
         let path = format!(
             "{}:{}",
             self.dir.path().join("bin").display(),
             "/usr/bin:/bin"
         );
         let mut child = Command::new(env!("CARGO_BIN_EXE_paddock"))
-            .args(["link", "--host", &host.url, "--token", ALICE])
+            .args(["link", "--host", host_url, "--token", ALICE])
             .arg("--data-dir")
             .arg(self.dir.path().join("data"))
             .env("PATH", path)
@@ -265,6 +269,102 @@ async fn a_desktop_session_runs_on_the_link_and_streams_through_the_host() {
     })
     .await;
     assert!(gone, "the desktop's sandbox is gone");
+    link.kill().ok();
+    link.wait().ok();
+}
+
+/// A TCP relay between the link and the host whose connections the test
+/// can cut, as a flaky network would: a real drop of the link's WebSocket.
+struct Relay {
+    url: String,
+    connections: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl Relay {
+    async fn start(to: &str) -> Self {
+        let target = to.trim_start_matches("http://").to_owned();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let connections: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>> =
+            Default::default();
+        let held = connections.clone();
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let target = target.clone();
+                let task = tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                held.lock().unwrap().push(task.abort_handle());
+            }
+        });
+        Self { url, connections }
+    }
+
+    /// Drops every connection open through the relay.
+    fn cut(&self) {
+        for task in self.connections.lock().unwrap().drain(..) {
+            task.abort();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_link_connection_loses_no_events() {
+    let dir = tempfile::tempdir().unwrap();
+    let host = Host::start_with_env(
+        &dir.path().join("data"),
+        "",
+        &[("PADDOCK_LINK_TTL_SECS", "10")],
+    );
+    let relay = Relay::start(&host.url).await;
+    let desktop = Desktop::new();
+    let (mut link, _) = desktop.link_to(&relay.url);
+    let session = host
+        .create_session(ALICE, json!({ "preference": "user-desktop" }))
+        .await;
+    let script = "for i in $(seq 1 30); do echo line $i; sleep 0.1; done";
+    let mut exec = None;
+    let started = eventually(Duration::from_secs(10), async || {
+        let (status, body) = host
+            .call(
+                "POST",
+                &format!("/v1/sessions/{session}/execs"),
+                ALICE,
+                Some(json_body(&["sh", "-c", script])),
+            )
+            .await;
+        exec = body["id"].as_str().map(str::to_owned);
+        status == 201
+    })
+    .await;
+    assert!(started);
+    let exec = exec.unwrap();
+
+    let mut sse = host.events(ALICE, &session, &exec, None).await;
+    let mut events = Vec::new();
+    while let Some(event) = sse.next().await {
+        let fifth = event.data["text"]
+            .as_str()
+            .is_some_and(|t| t.contains("line 5\n"));
+        events.push(event);
+        if fifth {
+            break;
+        }
+    }
+    // The link's connection drops mid-exec; it reconnects on its own.
+    relay.cut();
+    events.extend(sse.collect().await);
+
+    let out = stdout(&events);
+    let expected: String = (1..=30).map(|i| format!("line {i}\n")).collect();
+    assert_eq!(out, expected, "every line exactly once, in order");
+    assert!(
+        events.iter().all(|e| e.event != "gap"),
+        "no gap in the events"
+    );
+    assert_eq!(exit(&events)["code"], 0);
     link.kill().ok();
     link.wait().ok();
 }
