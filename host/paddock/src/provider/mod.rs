@@ -7,6 +7,7 @@
 //! The local-process provider is the embedded default; the Docker and
 //! Kubernetes providers implement the same trait.
 
+pub mod cluster;
 pub mod local;
 
 use std::collections::BTreeMap;
@@ -14,6 +15,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+pub use cluster::{ClusterConfig, ClusterProvider};
 pub use local::{BwrapMode, LocalProcessConfig, LocalProcessProvider, default_runnerd_path};
 
 /// What a session asks of its sandbox.
@@ -139,4 +141,13 @@ pub trait SandboxProvider: Send + Sync + 'static {
     /// The sandboxes still alive from an earlier host process; dead ones
     /// found on the way are cleaned up (and logged), not returned.
     async fn adopt(&self) -> Result<Vec<Sandbox>, ProviderError>;
+
+    /// Why `sandbox` died behind the host's back, if the provider has seen
+    /// it die (the cluster provider watches its pods); `None` while it
+    /// lives, or when the provider cannot tell (the default). Cheap: no
+    /// I/O. Meant for the session sweep, to end a session whose sandbox is
+    /// gone without waiting for an exec to fail.
+    fn lost(&self, _sandbox: &Sandbox) -> Option<String> {
+        None
+    }
 }
