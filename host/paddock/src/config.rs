@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::plugin::{LimitsOverride, PluginGrants, PluginLimits};
-use crate::provider::Resources;
 use crate::provider::local::{BwrapMode, UnknownBwrapMode};
+use crate::provider::{ClusterConfig, Resources};
 
 /// Default data directory, relative to where the host starts.
 pub const DEFAULT_DATA_DIR: &str = ".paddock";
@@ -114,7 +114,7 @@ impl Default for SessionsConfig {
 }
 
 /// The provider kinds this host build knows.
-pub const PROVIDER_KINDS: &[&str] = &["local-process"];
+pub const PROVIDER_KINDS: &[&str] = &["local-process", "cluster"];
 
 /// `[sandbox]`
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -129,6 +129,9 @@ pub struct SandboxConfig {
     /// Confinement of local-process sandboxes with bubblewrap: `auto` (when
     /// installed), `off`, or `required`. Default `auto`.
     pub bwrap: Option<String>,
+    /// The cluster provider's settings (`[sandbox.cluster]`).
+    #[serde(default)]
+    pub cluster: ClusterConfig,
 }
 
 /// `[plugins]`
@@ -251,6 +254,10 @@ impl Config {
         }
         self.bwrap_mode()
             .map_err(|e| invalid("sandbox.bwrap", e.to_string()))?;
+        self.sandbox
+            .cluster
+            .validate()
+            .map_err(|(key, message)| ConfigError::Invalid { key, message })?;
         for (owner, token) in &self.auth.tokens {
             if owner.is_empty() || token.len() < 8 {
                 return Err(invalid(
@@ -426,6 +433,17 @@ mod tests {
         assert_eq!(config.listen(), DEFAULT_LISTEN);
         assert_eq!(config.provider_kind(), "local-process");
         assert_eq!(config.bwrap_mode(), Ok(BwrapMode::Auto));
+    }
+
+    #[test]
+    fn the_example_config_states_the_cluster_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/paddock.toml");
+        let config = Config::load(Some(&path), |_| None).unwrap();
+        assert_eq!(config.sandbox.cluster, ClusterConfig::default());
+        let err = load_str("[sandbox.cluster]\nrunnerd_port = 0\n", &[]).unwrap_err();
+        assert!(err.to_string().contains("sandbox.cluster.runnerd_port"), "{err}");
+        let config = load_str("", &[("PADDOCK_SANDBOX_PROVIDER", "cluster")]).unwrap();
+        assert_eq!(config.provider_kind(), "cluster");
     }
 
     #[test]

@@ -19,7 +19,7 @@ use axum::serve::ListenerExt;
 use crate::api::{self, AppState, Tokens};
 use crate::config::Config;
 use crate::plugin::{PluginHost, watch};
-use crate::provider::{LocalProcessConfig, LocalProcessProvider, SandboxProvider};
+use crate::provider::{ClusterProvider, LocalProcessConfig, LocalProcessProvider, SandboxProvider};
 use crate::session::Sessions;
 use crate::session::store::Store;
 
@@ -52,7 +52,7 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<ExitCode
     }
     let _watch = watch(plugins.clone());
 
-    let provider = provider(&config, &data_dir)?;
+    let provider = provider(&config, &data_dir).await?;
     let store = Store::open(data_dir.join("sessions"))
         .with_context(|| format!("opening {}", data_dir.join("sessions").display()))?;
     let sweep_every = Duration::from_millis(config.sessions.sweep_interval_ms);
@@ -99,7 +99,7 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<ExitCode
 }
 
 /// The configured provider.
-fn provider(config: &Config, data_dir: &Path) -> anyhow::Result<Arc<dyn SandboxProvider>> {
+async fn provider(config: &Config, data_dir: &Path) -> anyhow::Result<Arc<dyn SandboxProvider>> {
     match config.provider_kind() {
         "local-process" => {
             let mut local = LocalProcessConfig::new(data_dir.join("sandboxes"));
@@ -109,6 +109,9 @@ fn provider(config: &Config, data_dir: &Path) -> anyhow::Result<Arc<dyn SandboxP
             local.bwrap = config.bwrap_mode()?;
             Ok(Arc::new(LocalProcessProvider::new(local)?))
         }
+        "cluster" => Ok(Arc::new(
+            ClusterProvider::new(config.sandbox.cluster.clone()).await?,
+        )),
         other => anyhow::bail!("sandbox provider {other:?} is not built into this host"),
     }
 }
