@@ -441,7 +441,10 @@ mod tests {
         let config = Config::load(Some(&path), |_| None).unwrap();
         assert_eq!(config.sandbox.cluster, ClusterConfig::default());
         let err = load_str("[sandbox.cluster]\nrunnerd_port = 0\n", &[]).unwrap_err();
-        assert!(err.to_string().contains("sandbox.cluster.runnerd_port"), "{err}");
+        assert!(
+            err.to_string().contains("sandbox.cluster.runnerd_port"),
+            "{err}"
+        );
         let config = load_str("", &[("PADDOCK_SANDBOX_PROVIDER", "cluster")]).unwrap();
         assert_eq!(config.provider_kind(), "cluster");
     }

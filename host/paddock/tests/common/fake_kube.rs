@@ -136,8 +136,13 @@ struct Store {
     uid: u64,
     /// (resource, namespace, name) → object.
     objects: BTreeMap<(String, String, String), Value>,
-    /// Every change to a pod: (resourceVersion, type, object).
+    /// Every change to a pod since the last compaction: (resourceVersion,
+    /// type, object).
     pod_events: Vec<(u64, &'static str, Value)>,
+    /// Watches from before this resource version are answered 410 Gone.
+    compacted_rv: u64,
+    /// Bumped to end every open watch.
+    watch_generation: u64,
 }
 
 impl FakeKube {
@@ -243,6 +248,20 @@ impl FakeKube {
     /// Deletes a pod as someone else (an operator, an eviction) would.
     pub fn delete_pod(&self, ns: &str, name: &str) {
         delete_object(&self.state, "pods", ns, name);
+    }
+
+    /// Deletes a pod where no watch sees it: every open watch ends first,
+    /// and the event history is compacted (as etcd does), so a watcher
+    /// that resumes from its last resource version gets 410 Gone and
+    /// learns of the deletion only by re-listing.
+    pub fn delete_pod_unseen(&self, ns: &str, name: &str) {
+        let mut store = self.state.store.lock().unwrap();
+        store.watch_generation += 1;
+        delete_locked(&self.state, &mut store, "pods", ns, name);
+        store.pod_events.clear();
+        store.compacted_rv = store.rv;
+        drop(store);
+        self.state.notify();
     }
 
     /// Stores an object as if created through the API (no kubelet).
@@ -512,6 +531,19 @@ fn create_object(
 /// (the garbage collector's job in a real cluster).
 fn delete_object(state: &State, resource: &str, ns: &str, name: &str) -> Option<Value> {
     let mut store = state.store.lock().unwrap();
+    let removed = delete_locked(state, &mut store, resource, ns, name);
+    drop(store);
+    state.notify();
+    removed
+}
+
+fn delete_locked(
+    state: &State,
+    store: &mut Store,
+    resource: &str,
+    ns: &str,
+    name: &str,
+) -> Option<Value> {
     let key = (resource.to_owned(), ns.to_owned(), name.to_owned());
     let removed = store.objects.remove(&key)?;
     store.rv += 1;
@@ -532,8 +564,6 @@ fn delete_object(state: &State, resource: &str, ns: &str, name: &str) -> Option<
             unsafe { libc::kill(*pid as i32, libc::SIGTERM) };
         }
     }
-    drop(store);
-    state.notify();
     Some(removed)
 }
 
@@ -548,6 +578,20 @@ fn watch_response(
 ) -> Response {
     let deadline = tokio::time::Instant::now() + timeout;
     let rx = state.rv.subscribe();
+    let (generation, compacted_rv) = {
+        let store = state.store.lock().unwrap();
+        (store.watch_generation, store.compacted_rv)
+    };
+    if since < compacted_rv {
+        // What etcd compaction makes the API server answer: the watcher
+        // must re-list.
+        let gone = json!({"type": "ERROR", "object": {
+            "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": format!("too old resource version: {since} ({compacted_rv})"),
+            "reason": "Expired", "code": 410,
+        }});
+        return json_response(StatusCode::OK, &gone);
+    }
     let stream =
         futures_util::stream::unfold((state, rx, since), move |(state, mut rx, mut last)| {
             let (ns, selector) = (ns.clone(), selector.clone());
@@ -555,6 +599,9 @@ fn watch_response(
                 loop {
                     let next = {
                         let store = state.store.lock().unwrap();
+                        if store.watch_generation != generation {
+                            return None;
+                        }
                         store
                             .pod_events
                             .iter()

@@ -17,9 +17,9 @@ use kube::api::ListParams;
 use paddock_runnerd::client::Client;
 
 use super::manifest::{
-    ANN_CREATED, ANN_EXPIRES, ANN_OWNER, ANN_SESSION, SECRET_TOKEN, managed_selector,
+    ANN_CREATED, ANN_EXPIRES, ANN_OWNER, ANN_SESSION, CONTAINER, SECRET_TOKEN, managed_selector,
 };
-use super::provision::describe;
+use super::provision::{describe, endpoint};
 use super::watch::{PodState, classify};
 use super::{Inner, KIND, is_sandbox_id};
 use crate::clock::unix_ms;
@@ -164,10 +164,9 @@ impl Inner {
             .map(|bytes| String::from_utf8_lossy(&bytes.0).trim().to_owned())
             .filter(|token| !token.is_empty())
             .ok_or_else(|| "its secret holds no token".to_owned())?;
-        let endpoint = format!(
-            "http://{}",
-            std::net::SocketAddr::new(ip, self.config.runnerd_port)
-        );
+        // The port the pod was made with: the config may have changed since.
+        let port = runnerd_port(pod).unwrap_or(self.config.runnerd_port);
+        let endpoint = endpoint(ip, port);
         let client = Client::new(endpoint.clone(), token.clone());
         match tokio::time::timeout(HEALTH_TIMEOUT, client.health()).await {
             Ok(Ok(_)) => {}
@@ -193,4 +192,20 @@ impl Inner {
             expires_at_ms,
         })
     }
+}
+
+/// The port runnerd's container declares (named `runnerd`).
+fn runnerd_port(pod: &Pod) -> Option<u16> {
+    let container = pod
+        .spec
+        .as_ref()?
+        .containers
+        .iter()
+        .find(|c| c.name == CONTAINER)?;
+    let port = container
+        .ports
+        .iter()
+        .flatten()
+        .find(|p| p.name.as_deref() == Some("runnerd"))?;
+    u16::try_from(port.container_port).ok()
 }

@@ -9,8 +9,8 @@
 //!
 //! The Pod's labels and annotations are the truth a restarted host
 //! re-adopts from (`adopt.rs`); a watch on the provider's pods (`watch.rs`)
-//! tells the host when a sandbox it holds dies ([`ClusterProvider::lost`],
-//! [`SandboxProvider::lost`]).
+//! tells the host when a sandbox it holds dies ([`SandboxProvider::lost`],
+//! [`ClusterProvider::subscribe_lost`]).
 //!
 //! # Caveats
 //!
@@ -31,6 +31,7 @@ mod teardown;
 mod watch;
 
 use std::collections::HashSet;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -75,6 +76,8 @@ struct Inner {
     registry: Arc<Registry>,
     /// Sandboxes being provisioned right now: `adopt` leaves them alone.
     provisioning: Mutex<HashSet<String>>,
+    /// Whether the "network: none is not enforced" warning was logged.
+    warned_network: AtomicBool,
 }
 
 impl ClusterProvider {
@@ -114,6 +117,7 @@ impl ClusterProvider {
                 namespace,
                 registry,
                 provisioning: Mutex::new(HashSet::new()),
+                warned_network: AtomicBool::new(false),
             }),
             watch,
         }
@@ -127,15 +131,13 @@ impl ClusterProvider {
     /// Sandboxes this provider handed out (provisioned or adopted, not
     /// destroyed) that the watch saw die: the pod failed, was evicted or
     /// was deleted by someone else. Each is sent once; a receiver that
-    /// lags misses some, and [`ClusterProvider::lost`] still knows them.
+    /// lags misses some, and [`SandboxProvider::lost`] still knows them
+    /// until they are destroyed.
+    ///
+    /// For a host that wants to end such sessions at once rather than at
+    /// its next sweep; the sweep itself only needs `lost`.
     pub fn subscribe_lost(&self) -> broadcast::Receiver<LostSandbox> {
         self.inner.registry.subscribe()
-    }
-
-    /// Why sandbox `id` died, if the watch saw it die; `None` while it
-    /// lives (or for a sandbox this provider does not hold).
-    pub fn lost(&self, id: &str) -> Option<String> {
-        self.inner.registry.lost(id)
     }
 }
 
@@ -184,6 +186,8 @@ impl SandboxProvider for ClusterProvider {
         self.inner.adopt().await
     }
 
+    /// Why the watch saw the sandbox's pod die; `None` while it runs, and
+    /// again once the sandbox was destroyed.
     fn lost(&self, sandbox: &Sandbox) -> Option<String> {
         self.inner.registry.lost(&sandbox.id)
     }

@@ -5,6 +5,7 @@
 //! the error is returned.
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use kube::api::{Patch, PatchParams, PostParams};
@@ -15,10 +16,10 @@ use super::manifest::{self, SandboxParams};
 use super::watch::{PodState, classify, scheduled};
 use super::{Inner, KIND, new_sandbox_id, new_token};
 use crate::clock::unix_ms;
-use crate::provider::{ProviderError, Sandbox, SandboxSpec};
+use crate::provider::{NetworkPolicy, ProviderError, Sandbox, SandboxSpec};
 
 /// Longest pause between two looks at a starting pod.
-const MAX_POLL: Duration = Duration::from_millis(500);
+const MAX_POLL: Duration = Duration::from_millis(250);
 /// Longest pause between two `health` tries.
 const MAX_HEALTH_PAUSE: Duration = Duration::from_millis(200);
 
@@ -54,6 +55,15 @@ impl Inner {
             created_at_ms,
         };
         let _provisioning = Provisioning::enter(self, &id);
+        if spec.network == NetworkPolicy::None
+            && !self.config.network_policy
+            && !self.warned_network.swap(true, Ordering::Relaxed)
+        {
+            tracing::warn!(
+                "network policy `none` is not enforced: sandbox.cluster.network_policy is off, so \
+                 sandbox pods keep the cluster's default network access"
+            );
+        }
 
         if let Err(message) = self.create(&params, deadline).await {
             self.clean_up(&id).await;
@@ -102,7 +112,9 @@ impl Inner {
             self.secrets.create(&post, &secret),
         )
         .await?;
-        if let Some(policy) = manifest::network_policy(params) {
+        let policy = manifest::network_policy(params);
+        let with_policy = policy.is_some();
+        if let Some(policy) = policy {
             within(
                 deadline,
                 "creating the network policy",
@@ -114,35 +126,30 @@ impl Inner {
         let pod = within(deadline, "creating the pod", self.pods.create(&post, &pod)).await?;
         // Without an owner the objects are still deleted by `destroy` and
         // by adoption's sweep of orphans: a failure here is not fatal.
-        match pod.metadata.uid.as_deref() {
-            Some(uid) => {
-                let patch = Patch::Merge(manifest::owned_by_pod(params.id, uid));
-                let patch_params = PatchParams::default();
-                let secret = within(
-                    deadline,
-                    "making the pod own its secret",
-                    self.secrets.patch(params.id, &patch_params, &patch),
-                )
-                .await;
-                if let Err(err) = secret {
-                    tracing::warn!(sandbox = %params.id, error = %err, "the secret is not owned by its pod");
-                }
-                if params.spec.network == crate::provider::NetworkPolicy::None
-                    && self.config.network_policy
-                {
-                    let policy = within(
-                        deadline,
-                        "making the pod own its network policy",
-                        self.policies.patch(params.id, &patch_params, &patch),
-                    )
-                    .await;
-                    if let Err(err) = policy {
-                        tracing::warn!(sandbox = %params.id, error = %err, "the network policy is not owned by its pod");
-                    }
-                }
-            }
-            None => {
-                tracing::warn!(sandbox = %params.id, "the created pod has no uid; its secret stays unowned")
+        let Some(uid) = pod.metadata.uid.as_deref() else {
+            tracing::warn!(sandbox = %params.id, "the created pod has no uid; its secret stays unowned");
+            return Ok(());
+        };
+        let patch = Patch::Merge(manifest::owned_by_pod(params.id, uid));
+        let patch_params = PatchParams::default();
+        let secret = within(
+            deadline,
+            "making the pod own its secret",
+            self.secrets.patch(params.id, &patch_params, &patch),
+        )
+        .await;
+        if let Err(err) = secret {
+            tracing::warn!(sandbox = %params.id, error = %err, "the secret is not owned by its pod");
+        }
+        if with_policy {
+            let policy = within(
+                deadline,
+                "making the pod own its network policy",
+                self.policies.patch(params.id, &patch_params, &patch),
+            )
+            .await;
+            if let Err(err) = policy {
+                tracing::warn!(sandbox = %params.id, error = %err, "the network policy is not owned by its pod");
             }
         }
         Ok(())
@@ -150,6 +157,10 @@ impl Inner {
 
     /// Waits until pod `id` runs, then until its runnerd answers `health`
     /// with `token`, both before `deadline`; returns runnerd's endpoint.
+    ///
+    /// Each phase looks one last time at the deadline, so no budget is
+    /// left unused; a look the deadline cuts short adds nothing, and the
+    /// error reports what the last complete one saw.
     async fn wait_ready(
         &self,
         id: &str,
@@ -159,53 +170,62 @@ impl Inner {
     ) -> Result<String, String> {
         let mut pause = Duration::from_millis(20);
         let mut scheduled_after = None;
+        let mut pending = None;
         let ip = loop {
-            let pod = within(deadline, "reading the pod", self.pods.get(id)).await?;
-            if scheduled_after.is_none() && scheduled(&pod) {
-                scheduled_after = Some(started.elapsed());
+            match tokio::time::timeout_at(deadline, self.pods.get(id)).await {
+                Ok(Ok(pod)) => {
+                    if scheduled_after.is_none() && scheduled(&pod) {
+                        scheduled_after = Some(started.elapsed());
+                    }
+                    match classify(&pod) {
+                        PodState::Running(ip) => break ip,
+                        PodState::Dead(why) => return Err(format!("the pod failed: {why}")),
+                        PodState::Pending(why) => pending = why,
+                    }
+                }
+                Ok(Err(err)) => return Err(format!("reading the pod: {}", describe(&err))),
+                Err(_) => {}
             }
-            let why = match classify(&pod) {
-                PodState::Running(ip) => break ip,
-                PodState::Dead(why) => return Err(format!("the pod failed: {why}")),
-                PodState::Pending(why) => why,
-            };
-            if Instant::now() + pause >= deadline {
+            if Instant::now() >= deadline {
                 let stage = match scheduled_after {
                     Some(after) => format!("was scheduled after {after:.1?} but did not start"),
                     None => "was not scheduled".to_owned(),
                 };
-                let why = why.map(|w| format!(": {w}")).unwrap_or_default();
+                let why = pending.map(|w| format!(": {w}")).unwrap_or_default();
                 return Err(format!("the pod {stage} in time{why}"));
             }
-            tokio::time::sleep(pause).await;
+            tokio::time::sleep_until((Instant::now() + pause).min(deadline)).await;
             pause = (pause * 2).min(MAX_POLL);
         };
         let running_after = started.elapsed();
         let endpoint = endpoint(ip, self.config.runnerd_port);
         let client = Client::new(endpoint.clone(), token);
         let mut pause = Duration::from_millis(5);
+        let mut last_error = "no answer".to_owned();
         loop {
-            let error = match tokio::time::timeout_at(deadline, client.health()).await {
+            match tokio::time::timeout_at(deadline, client.health()).await {
                 Ok(Ok(_)) => return Ok(endpoint),
                 // An answer that is an error (a refused token) will not change.
                 Ok(Err(err)) if err.status().is_some() => {
                     return Err(format!("runnerd at {endpoint} refused health: {err}"));
                 }
-                Ok(Err(err)) => err.to_string(),
-                Err(_) => "no answer".to_owned(),
-            };
-            if Instant::now() + pause >= deadline {
+                Ok(Err(err)) => last_error = err.to_string(),
+                Err(_) => {}
+            }
+            if Instant::now() >= deadline {
                 return Err(format!(
                     "the pod ran after {running_after:.1?}, but runnerd at {endpoint} did not \
-                     answer health in the {:.1?} left: {error}",
+                     answer health in the {:.1?} left: {last_error}",
                     deadline.saturating_duration_since(started + running_after)
                 ));
             }
-            tokio::time::sleep(pause).await;
+            tokio::time::sleep_until((Instant::now() + pause).min(deadline)).await;
             pause = (pause * 2).min(MAX_HEALTH_PAUSE);
-            // runnerd may have exited: its pod then says why.
-            let pod = within(deadline, "reading the pod", self.pods.get(id)).await?;
-            if let PodState::Dead(why) = classify(&pod) {
+            // runnerd may have exited: its pod then says why. A look that
+            // fails is no verdict; health is.
+            if let Ok(Ok(pod)) = tokio::time::timeout_at(deadline, self.pods.get(id)).await
+                && let PodState::Dead(why) = classify(&pod)
+            {
                 return Err(format!("the pod failed while runnerd started: {why}"));
             }
         }
@@ -213,7 +233,7 @@ impl Inner {
 }
 
 /// runnerd's base URL at `ip` (bracketed when IPv6).
-fn endpoint(ip: IpAddr, port: u16) -> String {
+pub(super) fn endpoint(ip: IpAddr, port: u16) -> String {
     format!("http://{}", SocketAddr::new(ip, port))
 }
 
