@@ -87,9 +87,20 @@ impl Inner {
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         for name in orphans {
-            if is_sandbox_id(&name) && !names.contains(&name) && !in_flight.contains(&name) {
-                tracing::info!(sandbox = %name, "deleting the secret or network policy of a pod that is gone");
-                self.clean_up(&name).await;
+            if !is_sandbox_id(&name) || names.contains(&name) || in_flight.contains(&name) {
+                continue;
+            }
+            // A provision that finished since the pods were listed has a
+            // pod by now: look again before deleting.
+            match self.pods.get_opt(&name).await {
+                Ok(None) => {
+                    tracing::info!(sandbox = %name, "deleting the secret or network policy of a pod that is gone");
+                    self.clean_up(&name).await;
+                }
+                Ok(Some(_)) => {}
+                Err(err) => {
+                    tracing::warn!(sandbox = %name, error = %describe(&err), "cannot check for the pod of a secret or network policy")
+                }
             }
         }
         tracing::info!(

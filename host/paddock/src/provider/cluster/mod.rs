@@ -21,6 +21,13 @@
 //!   not enforce NetworkPolicy accepts and ignores it.
 //! - The profile's `pids` is not set per pod: Kubernetes caps pids per
 //!   node (`podPidsLimit` in the kubelet's config).
+//! - The host must be able to route to pod IPs (run it in the cluster or
+//!   on a node). At start, a running pod whose runnerd does not answer
+//!   `health` within 5 s is deleted like a dead one: a host that cannot
+//!   reach pod IPs yet loses its sandboxes.
+//! - The expiry annotation is enforced by the host (the session sweep,
+//!   and adoption at start), not by the cluster: `activeDeadlineSeconds`
+//!   cannot be raised later, and sessions can be extended.
 
 mod adopt;
 mod client;
