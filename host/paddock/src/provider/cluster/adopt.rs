@@ -28,20 +28,18 @@ use crate::provider::{ProviderError, Sandbox};
 /// The longest `health` may take to answer during adoption.
 const HEALTH_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The longest one API call may take during adoption: the host's start
+/// waits for it, and the client's own read timeout is minutes.
+const API_TIMEOUT: Duration = Duration::from_secs(30);
+
 impl Inner {
     pub(super) async fn adopt(&self) -> Result<Vec<Sandbox>, ProviderError> {
-        let unavailable = |what: &str, err: kube::Error| ProviderError::Unavailable {
+        let unavailable = |what: &str, err: String| ProviderError::Unavailable {
             provider: KIND,
-            message: format!(
-                "listing the {what} of namespace {}: {}",
-                self.namespace,
-                describe(&err)
-            ),
+            message: format!("listing the {what} of namespace {}: {err}", self.namespace),
         };
         let selector = ListParams::default().labels(&managed_selector());
-        let pods = self
-            .pods
-            .list(&selector)
+        let pods = api(self.pods.list(&selector))
             .await
             .map_err(|e| unavailable("sandbox pods", e))?;
         let in_flight = self
@@ -71,14 +69,14 @@ impl Inner {
 
         // Secrets and policies whose pod is gone.
         let mut orphans = HashSet::new();
-        match self.secrets.list_metadata(&selector).await {
+        match api(self.secrets.list_metadata(&selector)).await {
             Ok(list) => orphans.extend(list.items.into_iter().filter_map(|s| s.metadata.name)),
-            Err(err) => tracing::warn!(error = %describe(&err), "cannot list sandbox secrets"),
+            Err(err) => tracing::warn!(error = %err, "cannot list sandbox secrets"),
         }
-        match self.policies.list_metadata(&selector).await {
+        match api(self.policies.list_metadata(&selector)).await {
             Ok(list) => orphans.extend(list.items.into_iter().filter_map(|p| p.metadata.name)),
             Err(err) => {
-                tracing::warn!(error = %describe(&err), "cannot list sandbox network policies")
+                tracing::warn!(error = %err, "cannot list sandbox network policies")
             }
         }
         let in_flight = self
@@ -92,14 +90,14 @@ impl Inner {
             }
             // A provision that finished since the pods were listed has a
             // pod by now: look again before deleting.
-            match self.pods.get_opt(&name).await {
+            match api(self.pods.get_opt(&name)).await {
                 Ok(None) => {
                     tracing::info!(sandbox = %name, "deleting the secret or network policy of a pod that is gone");
                     self.clean_up(&name).await;
                 }
                 Ok(Some(_)) => {}
                 Err(err) => {
-                    tracing::warn!(sandbox = %name, error = %describe(&err), "cannot check for the pod of a secret or network policy")
+                    tracing::warn!(sandbox = %name, error = %err, "cannot check for the pod of a secret or network policy")
                 }
             }
         }
@@ -163,11 +161,9 @@ impl Inner {
                 ));
             }
         };
-        let secret = self
-            .secrets
-            .get(id)
+        let secret = api(self.secrets.get(id))
             .await
-            .map_err(|e| format!("cannot read its secret: {}", describe(&e)))?;
+            .map_err(|e| format!("cannot read its secret: {e}"))?;
         let token = secret
             .data
             .as_ref()
@@ -202,6 +198,17 @@ impl Inner {
             created_at_ms,
             expires_at_ms,
         })
+    }
+}
+
+/// Runs an API call for adoption, bounded by [`API_TIMEOUT`].
+async fn api<T>(call: impl Future<Output = Result<T, kube::Error>>) -> Result<T, String> {
+    match tokio::time::timeout(API_TIMEOUT, call).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(err)) => Err(describe(&err)),
+        Err(_) => Err(format!(
+            "the API server did not answer within {API_TIMEOUT:?}"
+        )),
     }
 }
 
