@@ -91,8 +91,9 @@ impl ClusterProvider {
     /// Connects to the cluster (see `client.rs` for where the credentials
     /// come from) and starts the watch on the provider's pods.
     ///
-    /// Nothing is asked of the API server yet: an unreachable one shows
-    /// in the first `adopt` or `provision`.
+    /// Nothing waits for the API server here: an unreachable one shows as
+    /// an error of the first `adopt` or `provision` (and as the watch's
+    /// logged retries).
     ///
     /// # Errors
     ///
@@ -110,7 +111,9 @@ impl ClusterProvider {
     }
 
     /// A provider on an existing client, in `namespace` (the config's
-    /// namespace is not consulted). Starts the watch; needs a runtime.
+    /// namespace and kubeconfig are not consulted, and the config is taken
+    /// as valid: see [`ClusterConfig::validate`]). Starts the watch, so it
+    /// must be called within a Tokio runtime.
     pub fn with_client(config: ClusterConfig, client: kube::Client, namespace: String) -> Self {
         let pods: Api<Pod> = Api::namespaced(client.clone(), &namespace);
         let registry = Arc::new(Registry::default());
