@@ -7,6 +7,7 @@
 //! `PADDOCK_UPDATE_GOLDEN=1` rewrites the golden files under
 //! `tests/fixtures/cluster/`; review the diff.
 
+mod common;
 #[path = "common/fake_kube.rs"]
 mod fake_kube;
 
@@ -637,13 +638,12 @@ async fn the_watch_reports_sandboxes_whose_pod_died() {
     assert_eq!(provider.lost(&killed), None);
 }
 
-#[tokio::test]
-async fn a_kubeconfig_names_the_server_and_the_namespace() {
-    let fake = FakeKube::start(runnerd()).await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let kubeconfig = dir.path().join("kubeconfig");
+/// A kubeconfig whose context `fake` points at the fake, in namespace
+/// [`NS`], and whose current context points elsewhere.
+fn write_kubeconfig(dir: &Path, fake: &FakeKube) -> PathBuf {
+    let path = dir.join("kubeconfig");
     std::fs::write(
-        &kubeconfig,
+        &path,
         format!(
             "apiVersion: v1
 kind: Config
@@ -674,6 +674,14 @@ users:
         ),
     )
     .expect("write kubeconfig");
+    path
+}
+
+#[tokio::test]
+async fn a_kubeconfig_names_the_server_and_the_namespace() {
+    let fake = FakeKube::start(runnerd()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = write_kubeconfig(dir.path(), &fake);
     let provider = ClusterProvider::new(ClusterConfig {
         kubeconfig: Some(kubeconfig.clone()),
         context: Some("fake".into()),
@@ -717,5 +725,59 @@ async fn an_unreachable_api_server_fails_adoption_with_a_clear_error() {
     assert!(
         matches!(&err, ProviderError::Unavailable { .. }) && err.to_string().contains(NS),
         "{err}"
+    );
+}
+
+/// The real `paddock serve`, configured for the cluster provider by its
+/// config file: a session's exec runs in a pod of the fake cluster, and
+/// deleting the session deletes the pod.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paddock_serve_runs_sessions_in_pods() {
+    let fake = FakeKube::start(runnerd()).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = write_kubeconfig(dir.path(), &fake);
+    let config = format!(
+        "[sandbox]\nprovider = \"cluster\"\n\n[sandbox.cluster]\nkubeconfig = {:?}\n\
+         context = \"fake\"\nrunnerd_port = {}\nstart_timeout_secs = 20\n",
+        kubeconfig.display().to_string(),
+        fake.runnerd_port
+    );
+    // `Host::start` blocks until the host listens, which is after it
+    // re-adopted from the fake: that must be served by another thread.
+    let data = dir.path().join("data");
+    let host = tokio::task::spawn_blocking(move || common::Host::start(&data, &config))
+        .await
+        .expect("the host starts");
+    let session = host
+        .create_session(common::ALICE, serde_json::json!({"network": "none"}))
+        .await;
+    let exec = host
+        .exec(
+            common::ALICE,
+            &session,
+            common::json_body(&["sh", "-c", "echo from the pod"]),
+        )
+        .await;
+    let events = host.collect(common::ALICE, &session, &exec).await;
+    assert_eq!(common::stdout(&events), "from the pod\n");
+    let pods = fake.names("pods", NS);
+    assert_eq!(pods.len(), 1, "{pods:?}");
+    assert_eq!(fake.names("networkpolicies", NS), pods, "network none");
+
+    let (status, body) = host
+        .call(
+            "DELETE",
+            &format!("/v1/sessions/{session}"),
+            common::ALICE,
+            None,
+        )
+        .await;
+    assert!(status < 300, "{status} {body}");
+    assert!(
+        eventually(Duration::from_secs(10), || fake
+            .names("pods", NS)
+            .is_empty())
+        .await,
+        "the session's pod is deleted with it"
     );
 }
