@@ -102,8 +102,10 @@ impl Default for ClusterConfig {
 }
 
 impl ClusterConfig {
-    /// The image the project's sandbox recipe builds.
-    pub const DEFAULT_IMAGE: &str = "paddock-sandbox:latest";
+    /// The image the project's sandbox recipe (`host/sandbox-image`)
+    /// builds, under the name podman gives it; loaded onto nodes, not
+    /// pulled (hence `IfNotPresent`).
+    pub const DEFAULT_IMAGE: &str = "localhost/paddock-sandbox:latest";
     /// Pull only what a node lacks: sandbox images are often loaded onto
     /// nodes, not pulled from a registry.
     pub const DEFAULT_IMAGE_PULL_POLICY: &str = "IfNotPresent";
