@@ -42,3 +42,4 @@ plugins:
 # Rewrite the adapters' golden files after a deliberate change; review the diff!
 golden:
     PADDOCK_UPDATE_GOLDEN=1 cargo test -p agent-claude-code -p agent-codex -p agent-gemini -p agent-opencode
+    PADDOCK_UPDATE_GOLDEN=1 cargo test -p paddock --test provider_cluster golden

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::plugin::{LimitsOverride, PluginGrants, PluginLimits};
 use crate::provider::local::{BwrapMode, UnknownBwrapMode};
-use crate::provider::{DockerConfig, Resources};
+use crate::provider::{ClusterConfig, DockerConfig, Resources};
 
 /// Default data directory, relative to where the host starts.
 pub const DEFAULT_DATA_DIR: &str = ".paddock";
@@ -133,7 +133,7 @@ impl Default for SessionsConfig {
 }
 
 /// The provider kinds this host build knows.
-pub const PROVIDER_KINDS: &[&str] = &["local-process", "local-docker"];
+pub const PROVIDER_KINDS: &[&str] = &["local-process", "local-docker", "cluster"];
 
 /// `[sandbox]`
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -155,6 +155,9 @@ pub struct SandboxConfig {
     /// `[sandbox.docker]`: the local-docker provider.
     #[serde(default)]
     pub docker: DockerConfig,
+    /// The cluster provider's settings (`[sandbox.cluster]`).
+    #[serde(default)]
+    pub cluster: ClusterConfig,
 }
 
 /// `[plugins]`
@@ -304,6 +307,10 @@ impl Config {
                 "image must be named and start_timeout_secs at least 1".into(),
             ));
         }
+        self.sandbox
+            .cluster
+            .validate()
+            .map_err(|(key, message)| ConfigError::Invalid { key, message })?;
         for (owner, token) in &self.auth.tokens {
             if owner.is_empty() || token.len() < 8 {
                 return Err(invalid(
@@ -511,6 +518,20 @@ mod tests {
         assert_eq!(config.listen(), DEFAULT_LISTEN);
         assert_eq!(config.provider_kind(), "local-process");
         assert_eq!(config.bwrap_mode(), Ok(BwrapMode::Auto));
+    }
+
+    #[test]
+    fn the_example_config_states_the_cluster_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/paddock.toml");
+        let config = Config::load(Some(&path), |_| None).unwrap();
+        assert_eq!(config.sandbox.cluster, ClusterConfig::default());
+        let err = load_str("[sandbox.cluster]\nrunnerd_port = 0\n", &[]).unwrap_err();
+        assert!(
+            err.to_string().contains("sandbox.cluster.runnerd_port"),
+            "{err}"
+        );
+        let config = load_str("", &[("PADDOCK_SANDBOX_PROVIDER", "cluster")]).unwrap();
+        assert_eq!(config.provider_kind(), "cluster");
     }
 
     #[test]

@@ -27,7 +27,9 @@ use crate::plugin::{PluginHost, watch};
 use crate::provider::Providers;
 use crate::provider::desktop::UserDesktopProvider;
 use crate::provider::plugin::{EngineRuntime, PluginProvider};
-use crate::provider::{DockerProvider, LocalProcessConfig, LocalProcessProvider, SandboxProvider};
+use crate::provider::{
+    ClusterProvider, DockerProvider, LocalProcessConfig, LocalProcessProvider, SandboxProvider,
+};
 use crate::session::Sessions;
 use crate::session::store::Store;
 
@@ -178,6 +180,9 @@ async fn engine(
         }
         "local-docker" => Ok(Arc::new(
             DockerProvider::connect(config.sandbox.docker.clone()).await?,
+        )),
+        "cluster" => Ok(Arc::new(
+            ClusterProvider::new(config.sandbox.cluster.clone()).await?,
         )),
         other => anyhow::bail!("sandbox provider {other:?} is not built into this host"),
     }

@@ -7,6 +7,7 @@
 //! The local-process provider is the embedded default; the Docker and
 //! Kubernetes providers implement the same trait.
 
+pub mod cluster;
 pub mod desktop;
 pub mod docker;
 pub mod local;
@@ -18,6 +19,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+pub use cluster::{ClusterConfig, ClusterProvider};
 pub use docker::{DockerConfig, DockerProvider};
 pub use local::{BwrapMode, LocalProcessConfig, LocalProcessProvider, default_runnerd_path};
 
@@ -171,6 +173,15 @@ pub trait SandboxProvider: Send + Sync + 'static {
     async fn extend(&self, sandbox: &Sandbox, expires_at_ms: u64) -> Result<(), ProviderError> {
         tracing::debug!(sandbox = %sandbox.id, provider = self.kind(), expires_at_ms, "this provider keeps a sandbox's original expiry");
         Ok(())
+    }
+
+    /// Why `sandbox` died behind the host's back, if the provider has seen
+    /// it die (the cluster provider watches its pods); `None` while it
+    /// lives, or when the provider cannot tell (the default). Cheap: no
+    /// I/O. Meant for the session sweep, to end a session whose sandbox is
+    /// gone without waiting for an exec to fail.
+    fn lost(&self, _sandbox: &Sandbox) -> Option<String> {
+        None
     }
 }
 

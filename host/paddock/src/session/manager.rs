@@ -184,6 +184,11 @@ impl Sessions {
         Ok(this)
     }
 
+    /// Why `sandbox` died behind the host's back, if its provider saw it.
+    pub(super) fn lost(&self, sandbox: &Sandbox) -> Option<String> {
+        self.providers.get(&sandbox.provider)?.lost(sandbox)
+    }
+
     /// The provider of `kind`, or why this host has none.
     fn provider_of(&self, kind: &str) -> Result<&Arc<dyn SandboxProvider>, SessionError> {
         self.providers.get(kind).ok_or_else(|| {

@@ -5,7 +5,8 @@
 //! Idleness is runnerd's activity clock (the last time anything ran or was
 //! attached); a session without a sandbox uses the host's own clock of its
 //! last operation. An unreachable runnerd is logged and left for the next
-//! sweep: the TTL stays the backstop.
+//! sweep: the TTL stays the backstop. A sandbox its provider saw die (the
+//! cluster provider watches its pods) ends the session as `provider_lost`.
 
 use std::sync::Arc;
 
@@ -33,6 +34,15 @@ pub(super) async fn run_once(sessions: &Sessions, all: &[Arc<Session>]) {
         };
         if now >= expires {
             sessions.end(session, EndReason::Ttl).await;
+            continue;
+        }
+        // A provider that watches its sandboxes (pods) may know one died.
+        if let Some(why) = session
+            .sandbox()
+            .and_then(|sandbox| sessions.lost(&sandbox))
+        {
+            tracing::warn!(session = %session.id, %why, "the sandbox died; session ended");
+            sessions.end(session, EndReason::ProviderLost).await;
             continue;
         }
         let Some(client) = client else {
