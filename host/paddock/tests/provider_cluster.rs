@@ -739,7 +739,7 @@ async fn paddock_serve_runs_sessions_in_pods() {
     let dir = tempfile::tempdir().expect("tempdir");
     let kubeconfig = write_kubeconfig(dir.path(), &fake);
     let config = format!(
-        "[sandbox]\nprovider = \"cluster\"\n\n[sandbox.cluster]\nkubeconfig = {:?}\n\
+        "[sessions]\nsweep_interval_ms = 200\n\n[sandbox]\nprovider = \"cluster\"\n\n[sandbox.cluster]\nkubeconfig = {:?}\n\
          context = \"fake\"\nrunnerd_port = {}\nstart_timeout_secs = 20\n",
         kubeconfig.display().to_string(),
         fake.runnerd_port
@@ -782,4 +782,33 @@ async fn paddock_serve_runs_sessions_in_pods() {
         .await,
         "the session's pod is deleted with it"
     );
+
+    // A pod that dies behind the host's back ends its session at the next
+    // sweep, without waiting for an exec to fail.
+    let session = host
+        .create_session(common::ALICE, serde_json::json!({}))
+        .await;
+    let exec = host
+        .exec(common::ALICE, &session, common::json_body(&["true"]))
+        .await;
+    host.collect(common::ALICE, &session, &exec).await;
+    let pod = fake.names("pods", NS).pop().expect("the session's pod");
+    assert!(fake.kill_runnerd(&pod));
+    let mut view = serde_json::Value::Null;
+    for _ in 0..100 {
+        view = host
+            .call(
+                "GET",
+                &format!("/v1/sessions/{session}"),
+                common::ALICE,
+                None,
+            )
+            .await
+            .1;
+        if view["state"] == "ended" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(view["end_reason"], "provider_lost", "{view}");
 }
