@@ -9,6 +9,7 @@
 
 pub mod cluster;
 pub mod desktop;
+mod detached;
 pub mod docker;
 pub mod local;
 pub mod plugin;

@@ -37,6 +37,7 @@ mod provision;
 mod teardown;
 mod watch;
 
+use crate::provider::detached::{MakesSandboxes, provision_detached};
 use std::collections::HashSet;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
@@ -45,7 +46,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::Api;
-use tokio::sync::{broadcast, oneshot};
+use tokio::sync::broadcast;
 use tokio::task::JoinHandle;
 
 pub use self::config::{ClusterConfig, TolerationConfig};
@@ -168,24 +169,7 @@ impl SandboxProvider for ClusterProvider {
     /// provision still finishes and the sandbox is destroyed again rather
     /// than a pod being left behind mid-way.
     async fn provision(&self, spec: &SandboxSpec) -> Result<Sandbox, ProviderError> {
-        let inner = Arc::clone(&self.inner);
-        let owned = spec.clone();
-        let (tx, rx) = oneshot::channel();
-        tokio::spawn(async move {
-            let result = inner.provision(&owned).await;
-            if let Err(Ok(sandbox)) = tx.send(result) {
-                tracing::warn!(sandbox = %sandbox.id, session = %sandbox.session_id, "provisioning finished after its caller stopped waiting; destroying the sandbox");
-                if let Err(err) = inner.destroy(&sandbox).await {
-                    tracing::warn!(sandbox = %sandbox.id, error = %err, "cannot destroy an unwanted sandbox");
-                }
-            }
-        });
-        rx.await.unwrap_or_else(|_| {
-            Err(ProviderError::Provision {
-                session_id: spec.session_id.clone(),
-                message: "the provisioning task failed".to_owned(),
-            })
-        })
+        provision_detached(Arc::clone(&self.inner), spec).await
     }
 
     async fn destroy(&self, sandbox: &Sandbox) -> Result<(), ProviderError> {
@@ -230,6 +214,19 @@ fn new_token() -> Result<String, getrandom::Error> {
 /// Whether a kube error is the API server's 404.
 fn is_not_found(err: &kube::Error) -> bool {
     matches!(err, kube::Error::Api(status) if status.is_not_found())
+}
+
+impl MakesSandboxes for Inner {
+    fn make(
+        &self,
+        spec: &SandboxSpec,
+    ) -> impl Future<Output = Result<Sandbox, ProviderError>> + Send {
+        self.provision(spec)
+    }
+
+    fn unmake(&self, sandbox: &Sandbox) -> impl Future<Output = Result<(), ProviderError>> + Send {
+        self.destroy(sandbox)
+    }
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 //! fresh timeout). A failure on the way deletes everything created before
 //! the error is returned.
 
+use crate::provider::detached::InFlight;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -54,7 +55,7 @@ impl Inner {
             token: &token,
             created_at_ms,
         };
-        let _provisioning = Provisioning::enter(self, &id);
+        let _provisioning = InFlight::enter(&self.provisioning, &id);
         if spec.network == NetworkPolicy::None
             && !self.config.network_policy
             && !self.warned_network.swap(true, Ordering::Relaxed)
@@ -260,37 +261,6 @@ pub(super) fn describe(err: &kube::Error) -> String {
             status.code, status.reason, status.message
         ),
         other => other.to_string(),
-    }
-}
-
-/// Membership in the provider's set of sandboxes being provisioned, for as
-/// long as the value lives.
-struct Provisioning<'a> {
-    inner: &'a Inner,
-    id: String,
-}
-
-impl<'a> Provisioning<'a> {
-    fn enter(inner: &'a Inner, id: &str) -> Self {
-        inner
-            .provisioning
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id.to_owned());
-        Self {
-            inner,
-            id: id.to_owned(),
-        }
-    }
-}
-
-impl Drop for Provisioning<'_> {
-    fn drop(&mut self) {
-        self.inner
-            .provisioning
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&self.id);
     }
 }
 

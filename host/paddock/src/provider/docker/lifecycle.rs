@@ -1,6 +1,7 @@
 //! Provision, destroy and adopt. Every step that fails after something was
 //! created removes it again before the error is returned.
 
+use crate::provider::detached::InFlight;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::Duration;
@@ -42,7 +43,7 @@ impl Inner {
         };
         let id = new_id().map_err(|e| fail(format!("no randomness for an id: {e}")))?;
         let token = new_token().map_err(|e| fail(format!("no randomness for a token: {e}")))?;
-        let _provisioning = Provisioning::enter(self, &id);
+        let _provisioning = InFlight::enter(&self.provisioning, &id);
 
         // The network and volumes come out of the same budget.
         let prepared = tokio::time::timeout_at(deadline, self.prepare(spec, &id)).await;
@@ -616,35 +617,4 @@ fn new_token() -> Result<String, getrandom::Error> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes)?;
     Ok(hex::encode(bytes))
-}
-
-/// Membership in the set of sandboxes being provisioned, for as long as
-/// the value lives.
-struct Provisioning<'a> {
-    inner: &'a Inner,
-    id: String,
-}
-
-impl<'a> Provisioning<'a> {
-    fn enter(inner: &'a Inner, id: &str) -> Self {
-        inner
-            .provisioning
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id.to_owned());
-        Self {
-            inner,
-            id: id.to_owned(),
-        }
-    }
-}
-
-impl Drop for Provisioning<'_> {
-    fn drop(&mut self) {
-        self.inner
-            .provisioning
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&self.id);
-    }
 }

@@ -43,11 +43,12 @@ mod engine;
 mod image;
 mod lifecycle;
 
+use crate::provider::detached::{MakesSandboxes, provision_detached};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 
 use bollard::Docker;
-use tokio::sync::{OnceCell, oneshot};
+use tokio::sync::OnceCell;
 
 pub use self::config::DockerConfig;
 pub use self::image::{ImageError, ImageSources, image_exists, import_image};
@@ -148,24 +149,7 @@ impl SandboxProvider for DockerProvider {
     /// provision still finishes and the container is removed again instead
     /// of being left behind half made.
     async fn provision(&self, spec: &SandboxSpec) -> Result<Sandbox, ProviderError> {
-        let inner = Arc::clone(&self.inner);
-        let owned = spec.clone();
-        let (tx, rx) = oneshot::channel();
-        tokio::spawn(async move {
-            let result = inner.provision(&owned).await;
-            if let Err(Ok(sandbox)) = tx.send(result) {
-                tracing::warn!(sandbox = %sandbox.id, session = %sandbox.session_id, "provisioning finished after its caller stopped waiting; destroying the sandbox");
-                if let Err(err) = inner.destroy(&sandbox.id).await {
-                    tracing::warn!(sandbox = %sandbox.id, error = %err, "cannot destroy an unwanted sandbox");
-                }
-            }
-        });
-        rx.await.unwrap_or_else(|_| {
-            Err(ProviderError::Provision {
-                session_id: spec.session_id.clone(),
-                message: "the provisioning task failed".to_owned(),
-            })
-        })
+        provision_detached(Arc::clone(&self.inner), spec).await
     }
 
     async fn destroy(&self, sandbox: &Sandbox) -> Result<(), ProviderError> {
@@ -176,5 +160,18 @@ impl SandboxProvider for DockerProvider {
 
     async fn adopt(&self) -> Result<Vec<Sandbox>, ProviderError> {
         self.inner.adopt().await
+    }
+}
+
+impl MakesSandboxes for Inner {
+    fn make(
+        &self,
+        spec: &SandboxSpec,
+    ) -> impl Future<Output = Result<Sandbox, ProviderError>> + Send {
+        self.provision(spec)
+    }
+
+    fn unmake(&self, sandbox: &Sandbox) -> impl Future<Output = Result<(), ProviderError>> + Send {
+        self.destroy(&sandbox.id)
     }
 }

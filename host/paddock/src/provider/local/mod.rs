@@ -32,14 +32,13 @@ mod reaper;
 mod state;
 mod teardown;
 
+use crate::provider::detached::{MakesSandboxes, provision_detached};
 use std::collections::HashSet;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-use tokio::sync::oneshot;
 
 pub use self::bwrap::{BwrapMode, UnknownBwrapMode};
 pub use self::config::{LocalProcessConfig, default_runnerd_path};
@@ -190,24 +189,7 @@ impl SandboxProvider for LocalProcessProvider {
                     .to_owned(),
             });
         }
-        let inner = Arc::clone(&self.inner);
-        let owned = spec.clone();
-        let (tx, rx) = oneshot::channel();
-        tokio::spawn(async move {
-            let result = inner.provision(&owned).await;
-            if let Err(Ok(sandbox)) = tx.send(result) {
-                tracing::warn!(sandbox = %sandbox.id, session = %sandbox.session_id, "provisioning finished after its caller stopped waiting; destroying the sandbox");
-                if let Err(err) = inner.destroy(&sandbox).await {
-                    tracing::warn!(sandbox = %sandbox.id, error = %err, "cannot destroy an unwanted sandbox");
-                }
-            }
-        });
-        rx.await.unwrap_or_else(|_| {
-            Err(ProviderError::Provision {
-                session_id: spec.session_id.clone(),
-                message: "the provisioning task failed".to_owned(),
-            })
-        })
+        provision_detached(Arc::clone(&self.inner), spec).await
     }
 
     async fn destroy(&self, sandbox: &Sandbox) -> Result<(), ProviderError> {
@@ -252,5 +234,18 @@ fn sandbox_of(state: SandboxState, token: String) -> Sandbox {
         created_at_ms: state.created_at_ms,
         expires_at_ms: state.expires_at_ms,
         labels: state.labels,
+    }
+}
+
+impl MakesSandboxes for Inner {
+    fn make(
+        &self,
+        spec: &SandboxSpec,
+    ) -> impl Future<Output = Result<Sandbox, ProviderError>> + Send {
+        self.provision(spec)
+    }
+
+    fn unmake(&self, sandbox: &Sandbox) -> impl Future<Output = Result<(), ProviderError>> + Send {
+        self.destroy(sandbox)
     }
 }

@@ -2,9 +2,8 @@
 //! answers, record the state file. A failure on the way kills what was
 //! started and removes the directory before the error is returned.
 
-use std::collections::HashSet;
+use crate::provider::detached::InFlight;
 use std::io;
-use std::sync::Mutex;
 
 use tokio::time::Instant;
 
@@ -30,7 +29,7 @@ impl Inner {
         let token = new_token().map_err(io_error(session, "making a runnerd token"))?;
         let env = serde_json::to_vec(&spec.env)
             .map_err(|e| io_error(session, "encoding the env seed")(io::Error::other(e)))?;
-        let _provisioning = Provisioning::enter(&self.provisioning, &id);
+        let _provisioning = InFlight::enter(&self.provisioning, &id);
         let dir = SandboxDir::new(&self.root, &id);
 
         let started = {
@@ -125,32 +124,4 @@ fn prepare(dir: &SandboxDir, token: &str, env: &[u8]) -> io::Result<()> {
     dir.create()?;
     write_new_private(&dir.token(), token.as_bytes())?;
     write_new_private(&dir.env(), env)
-}
-
-/// Membership in the provider's set of sandboxes being provisioned, for as
-/// long as the value lives.
-struct Provisioning<'a> {
-    set: &'a Mutex<HashSet<String>>,
-    id: String,
-}
-
-impl<'a> Provisioning<'a> {
-    fn enter(set: &'a Mutex<HashSet<String>>, id: &str) -> Self {
-        set.lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id.to_owned());
-        Self {
-            set,
-            id: id.to_owned(),
-        }
-    }
-}
-
-impl Drop for Provisioning<'_> {
-    fn drop(&mut self) {
-        self.set
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&self.id);
-    }
 }
