@@ -55,12 +55,17 @@ pub struct LinksConfig {
     /// A link is offline this long after its last heartbeat
     /// (`PADDOCK_LINK_TTL_SECS`). Links heartbeat every third of it.
     pub ttl_secs: u64,
+    /// Whether a link may register an address for the host to call
+    /// (`paddock link --listen`, for LANs) instead of connecting. Off by
+    /// default: the host would send requests to an address a user chose.
+    pub allow_direct: bool,
 }
 
 impl Default for LinksConfig {
     fn default() -> Self {
         Self {
             ttl_secs: crate::link::DEFAULT_LINK_TTL.as_secs(),
+            allow_direct: false,
         }
     }
 }

@@ -44,6 +44,10 @@ impl Desktop {
     }
 
     fn link_to(&self, host_url: &str) -> (Child, String) {
+        self.link_with(host_url, &[])
+    }
+
+    fn link_with(&self, host_url: &str, extra: &[&str]) -> (Child, String) {
         let path = format!(
             "{}:{}",
             self.dir.path().join("bin").display(),
@@ -51,6 +55,7 @@ impl Desktop {
         );
         let mut child = Command::new(env!("CARGO_BIN_EXE_paddock"))
             .args(["link", "--host", host_url, "--token", ALICE])
+            .args(extra)
             .arg("--data-dir")
             .arg(self.dir.path().join("data"))
             .env("PATH", path)
@@ -365,6 +370,45 @@ async fn a_dropped_link_connection_loses_no_events() {
         "no gap in the events"
     );
     assert_eq!(exit(&events)["code"], 0);
+    link.kill().ok();
+    link.wait().ok();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listening_link_is_called_directly_where_the_operator_allows_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let refusing = Host::start(&dir.path().join("refusing"), "");
+    let desktop = Desktop::new();
+    let output = Command::new(env!("CARGO_BIN_EXE_paddock"))
+        .args(["link", "--host", &refusing.url, "--token", ALICE])
+        .args(["--listen", "127.0.0.1:0"])
+        .arg("--data-dir")
+        .arg(desktop.dir.path().join("data"))
+        .env("PADDOCK_LOG", "warn")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("allow_direct"), "{stderr}");
+
+    let host = Host::start(
+        &dir.path().join("allowing"),
+        "[links]\nallow_direct = true\n",
+    );
+    let (mut link, _) = desktop.link_with(&host.url, &["--listen", "127.0.0.1:0"]);
+    let session = host
+        .create_session(ALICE, json!({ "preference": "user-desktop" }))
+        .await;
+    let exec = host
+        .exec(
+            ALICE,
+            &session,
+            json_body(&["sh", "-c", "echo called directly"]),
+        )
+        .await;
+    let events = host.collect(ALICE, &session, &exec).await;
+    assert_eq!(stdout(&events), "called directly\n");
     link.kill().ok();
     link.wait().ok();
 }

@@ -36,6 +36,11 @@ fn heartbeat_every(ttl: Duration) -> u64 {
 pub struct Register {
     #[serde(default)]
     pub capabilities: Capabilities,
+    /// `http://ADDR` where the host should call this link directly
+    /// (`paddock link --listen`); only accepted where the operator allowed
+    /// it (`links.allow_direct`), since the host then sends requests to an
+    /// address a user chose.
+    pub endpoint: Option<String>,
 }
 
 /// The answer to a registration: the only time the secret is shown.
@@ -125,10 +130,26 @@ pub async fn register(
     owner: Owner,
     ApiJson(request): ApiJson<Register>,
 ) -> Result<(StatusCode, Json<Registered>), ApiError> {
+    if let Some(endpoint) = &request.endpoint {
+        if !state.link_direct {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "link_direct_refused",
+                "this host does not call links directly (links.allow_direct is off); connect instead",
+            ));
+        }
+        let url = reqwest::Url::parse(endpoint)
+            .map_err(|e| ApiError::bad_request(format!("endpoint {endpoint:?}: {e}")))?;
+        if url.scheme() != "http" && url.scheme() != "https" {
+            return Err(ApiError::bad_request(format!(
+                "endpoint {endpoint:?} is not an http(s) URL"
+            )));
+        }
+    }
     let link = state
         .dispatcher
         .links()
-        .register(&owner.0, request.capabilities)
+        .register(&owner.0, request.capabilities, request.endpoint)
         .await?;
     tracing::info!(link = %link.id, owner = %owner.0, agents = link.capabilities.agents.len(), "link registered");
     Ok((

@@ -38,6 +38,8 @@ pub struct AppState {
     pub connections: Arc<Connections>,
     /// Links are offline after this long without a heartbeat.
     pub link_ttl: std::time::Duration,
+    /// Whether links may ask to be called directly (`links.allow_direct`).
+    pub link_direct: bool,
     /// Turns true when the host stops: open event streams end with a
     /// `shutdown` event.
     pub shutdown: tokio::sync::watch::Receiver<bool>,

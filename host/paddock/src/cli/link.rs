@@ -41,6 +41,11 @@ pub struct LinkArgs {
     /// The user's API token.
     #[arg(long, env = "PADDOCK_TOKEN", hide_env_values = true)]
     pub token: String,
+    /// Serve the control API on this address for the host to call
+    /// (LANs, tests) instead of dialing the host; the host must allow it
+    /// (`links.allow_direct`).
+    #[arg(long)]
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -62,6 +67,8 @@ struct Daemon {
     host: String,
     token: String,
     binaries: Vec<String>,
+    /// Where the host calls this link (`--listen`); None: it dials in.
+    endpoint: Option<String>,
 }
 
 pub async fn run(config: Config, args: LinkArgs) -> anyhow::Result<ExitCode> {
@@ -85,6 +92,21 @@ pub async fn run(config: Config, args: LinkArgs) -> anyhow::Result<ExitCode> {
     binaries.sort();
     binaries.dedup();
 
+    // With --listen the host calls this address; bound before registering
+    // so that the address registered is the one served.
+    let listener = match args.listen {
+        Some(addr) => {
+            let listener = std::net::TcpListener::bind(addr)
+                .with_context(|| format!("listening on {addr}"))?;
+            listener.set_nonblocking(true)?;
+            Some(listener)
+        }
+        None => None,
+    };
+    let endpoint = match &listener {
+        Some(l) => Some(format!("http://{}", l.local_addr()?)),
+        None => None,
+    };
     let daemon = Daemon {
         http: reqwest::Client::builder()
             .timeout(Duration::from_secs(30))
@@ -92,9 +114,11 @@ pub async fn run(config: Config, args: LinkArgs) -> anyhow::Result<ExitCode> {
         host: args.host.trim_end_matches('/').to_owned(),
         token: args.token,
         binaries,
+        endpoint,
     };
     let mut capabilities = daemon.probe().await;
     let mut registration = daemon.register_until_done(&capabilities).await?;
+    let stop = super::serve::shutdown_signal()?;
     println!(
         "{}",
         serde_json::json!({ "link_id": registration.id, "pid": std::process::id() })
@@ -113,18 +137,28 @@ pub async fn run(config: Config, args: LinkArgs) -> anyhow::Result<ExitCode> {
                 LocalProcessProvider::new(local.clone())?,
                 &registration.secret,
             ));
-            let task = tokio::spawn(side.clone().connect_forever(
-                daemon.host.clone(),
-                registration.id.clone(),
-                registration.secret.clone(),
-            ));
+            let task = match &listener {
+                Some(listener) => {
+                    let listener = tokio::net::TcpListener::from_std(listener.try_clone()?)?;
+                    let side = side.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = side.listen(listener).await {
+                            tracing::error!(error = %e, "the control listener stopped");
+                        }
+                    })
+                }
+                None => tokio::spawn(side.clone().connect_forever(
+                    daemon.host.clone(),
+                    registration.id.clone(),
+                    registration.secret.clone(),
+                )),
+            };
             Ok((side, task))
         };
     let (mut side, mut connection) = serve(&registration)?;
 
     let mut probed_at = tokio::time::Instant::now();
     let mut failures = 0u32;
-    let stop = super::serve::shutdown_signal();
     tokio::pin!(stop);
     loop {
         let wait = if failures == 0 {
@@ -195,7 +229,9 @@ impl Daemon {
                 .http
                 .post(format!("{}/v1/links", self.host))
                 .bearer_auth(&self.token)
-                .json(&serde_json::json!({ "capabilities": capabilities }))
+                .json(
+                    &serde_json::json!({ "capabilities": capabilities, "endpoint": self.endpoint }),
+                )
                 .send()
                 .await;
             match response {
@@ -211,6 +247,10 @@ impl Daemon {
                 }
                 Ok(r) if r.status() == StatusCode::UNAUTHORIZED => {
                     anyhow::bail!("the host refused the API token ({})", self.host)
+                }
+                Ok(r) if r.status() == StatusCode::FORBIDDEN => {
+                    let body = r.text().await.unwrap_or_default();
+                    anyhow::bail!("the host refused this link: {body}")
                 }
                 Ok(r) => {
                     let status = r.status();

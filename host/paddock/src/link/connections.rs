@@ -121,8 +121,10 @@ impl Connections {
         self.links.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn is_connected(&self, link_id: &str) -> bool {
-        self.links().contains_key(link_id)
+    /// Whether requests can reach `link` now: over its connection, or
+    /// directly at the address it registered.
+    pub fn reachable(&self, link: &Link) -> bool {
+        link.endpoint.is_some() || self.links().contains_key(&link.id)
     }
 
     /// Serves one link's connection until it closes. A newer connection of
@@ -182,11 +184,6 @@ impl Connections {
         headers: Vec<(String, String)>,
         body: Bytes,
     ) -> Result<LinkResponse, TransportError> {
-        let conn = self
-            .links()
-            .get(&link.id)
-            .cloned()
-            .ok_or_else(|| TransportError::NotConnected(link.id.clone()))?;
         let signature = signing::sign(
             link.secret.as_bytes(),
             method,
@@ -201,6 +198,14 @@ impl Connections {
                 .into_iter()
                 .map(|(k, v)| (k.to_owned(), v)),
         );
+        let conn = self.links().get(&link.id).cloned();
+        let conn = match (conn, &link.endpoint) {
+            (Some(conn), _) => conn,
+            (None, Some(endpoint)) => {
+                return direct(&link.id, endpoint, method, path, all_headers, body).await;
+            }
+            (None, None) => return Err(TransportError::NotConnected(link.id.clone())),
+        };
         let head = RequestHead {
             method: method.to_owned(),
             path: path.to_owned(),
@@ -229,6 +234,63 @@ impl Connections {
             Err(_) => Err(TransportError::Dropped(link.id.clone())),
         }
     }
+}
+
+/// A request sent straight to a link's own address (`--listen`).
+async fn direct(
+    link_id: &str,
+    endpoint: &str,
+    method: &str,
+    path: &str,
+    headers: Vec<(String, String)>,
+    body: Bytes,
+) -> Result<LinkResponse, TransportError> {
+    static CLIENT: std::sync::LazyLock<reqwest::Client> = std::sync::LazyLock::new(|| {
+        reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap_or_default()
+    });
+    let broken = |message: String| TransportError::Broken {
+        link: link_id.to_owned(),
+        message,
+    };
+    let method =
+        reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| broken(e.to_string()))?;
+    let mut request = CLIENT
+        .request(method, format!("{}{path}", endpoint.trim_end_matches('/')))
+        .body(body);
+    for (name, value) in headers {
+        request = request.header(name, value);
+    }
+    let response = request
+        .send()
+        .await
+        .map_err(|_| TransportError::NotConnected(link_id.to_owned()))?;
+    let status = response.status().as_u16();
+    let headers = response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| vec![("content-type".to_owned(), v.to_owned())])
+        .unwrap_or_default();
+    let (tx, rx) = mpsc::channel(STREAM_BUFFER);
+    tokio::spawn(async move {
+        let mut chunks = response.bytes_stream();
+        while let Some(chunk) = chunks.next().await {
+            let item = chunk.map_err(|e| e.to_string());
+            let failed = item.is_err();
+            if tx.send(item).await.is_err() || failed {
+                break;
+            }
+        }
+    });
+    Ok(LinkResponse {
+        status,
+        headers,
+        body: BodyStream { rx, cancel: None },
+    })
 }
 
 /// Routes one message from the link to its stream.

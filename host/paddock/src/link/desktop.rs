@@ -186,6 +186,81 @@ impl DesktopSide {
         Ok(())
     }
 
+    /// Serves the control API over plain HTTP on `listener` (`paddock link
+    /// --listen`): the host calls the link directly, with the same signed
+    /// requests it would send over the connection.
+    pub async fn listen(self: Arc<Self>, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+        let app = axum::Router::new().fallback(move |request: axum::extract::Request| {
+            let side = self.clone();
+            async move { side.http(request).await }
+        });
+        axum::serve(listener, app).await
+    }
+
+    async fn http(self: Arc<Self>, request: axum::extract::Request) -> axum::response::Response {
+        use axum::response::IntoResponse;
+        let (parts, body) = request.into_parts();
+        let body = match axum::body::to_bytes(body, wire::MAX_REQUEST_BODY).await {
+            Ok(body) => body.to_vec(),
+            Err(e) => {
+                return (axum::http::StatusCode::PAYLOAD_TOO_LARGE, e.to_string()).into_response();
+            }
+        };
+        let head = RequestHead {
+            method: parts.method.as_str().to_owned(),
+            path: parts
+                .uri
+                .path_and_query()
+                .map_or_else(|| parts.uri.path().to_owned(), |pq| pq.as_str().to_owned()),
+            headers: parts
+                .headers
+                .iter()
+                .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+                .collect(),
+        };
+        // The same handler as over the connection; its messages become the
+        // HTTP answer.
+        let (out, mut messages) = mpsc::unbounded_channel();
+        tokio::spawn(async move { self.handle(0, head, body, out).await });
+        let Some(first) = messages.recv().await else {
+            return axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        };
+        let head = match wire::decode(&first) {
+            Ok((Kind::Head, _, payload)) => serde_json::from_slice::<ResponseHead>(payload).ok(),
+            _ => None,
+        };
+        let Some(head) = head else {
+            return axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response();
+        };
+        let chunks = futures_util::stream::unfold(messages, |mut messages| async move {
+            let message = messages.recv().await?;
+            match wire::decode(&message) {
+                Ok((Kind::Data, _, payload)) => {
+                    Some((Ok(bytes::Bytes::copy_from_slice(payload)), messages))
+                }
+                Ok((Kind::Error, _, payload)) => Some((
+                    Err(std::io::Error::other(
+                        String::from_utf8_lossy(payload).into_owned(),
+                    )),
+                    messages,
+                )),
+                _ => None,
+            }
+        });
+        let mut response = axum::response::Response::new(axum::body::Body::from_stream(chunks));
+        *response.status_mut() = axum::http::StatusCode::from_u16(head.status)
+            .unwrap_or(axum::http::StatusCode::BAD_GATEWAY);
+        for (name, value) in head.headers {
+            if let (Ok(name), Ok(value)) = (
+                axum::http::HeaderName::try_from(name),
+                axum::http::HeaderValue::try_from(value),
+            ) {
+                response.headers_mut().insert(name, value);
+            }
+        }
+        response
+    }
+
     /// Verifies and serves one request, streaming its answer.
     async fn handle(
         &self,

@@ -79,6 +79,9 @@ pub struct Link {
     pub capabilities: Capabilities,
     pub registered_at_ms: u64,
     pub last_seen_ms: u64,
+    /// Where the host calls the link directly (`paddock link --listen`),
+    /// instead of over the link's own connection.
+    pub endpoint: Option<String>,
 }
 
 impl std::fmt::Debug for Link {
@@ -107,7 +110,12 @@ pub enum LinkError {
 #[async_trait]
 pub trait LinkRegistry: Send + Sync + 'static {
     /// Registers a link for `owner`, replacing the owner's earlier one.
-    async fn register(&self, owner: &str, capabilities: Capabilities) -> Result<Link, LinkError>;
+    async fn register(
+        &self,
+        owner: &str,
+        capabilities: Capabilities,
+        endpoint: Option<String>,
+    ) -> Result<Link, LinkError>;
     /// Records a heartbeat (and new capabilities, if the probe changed).
     async fn heartbeat(
         &self,
@@ -152,7 +160,12 @@ impl MemoryRegistry {
 
 #[async_trait]
 impl LinkRegistry for MemoryRegistry {
-    async fn register(&self, owner: &str, capabilities: Capabilities) -> Result<Link, LinkError> {
+    async fn register(
+        &self,
+        owner: &str,
+        capabilities: Capabilities,
+        endpoint: Option<String>,
+    ) -> Result<Link, LinkError> {
         let now = unix_ms();
         let link = Link {
             id: format!("lnk-{}", random_hex(12)?),
@@ -161,6 +174,7 @@ impl LinkRegistry for MemoryRegistry {
             capabilities,
             registered_at_ms: now,
             last_seen_ms: now,
+            endpoint,
         };
         let mut links = self.links();
         links.retain(|_, l| l.owner != owner);
@@ -222,7 +236,7 @@ mod tests {
     async fn heartbeats_need_the_secret_and_keep_a_link_online() {
         let registry = MemoryRegistry::new(Duration::from_secs(30));
         let link = registry
-            .register("alice", Capabilities::default())
+            .register("alice", Capabilities::default(), None)
             .await
             .unwrap();
         assert_eq!(
@@ -253,11 +267,11 @@ mod tests {
     async fn registering_again_replaces_the_owners_link() {
         let registry = MemoryRegistry::new(DEFAULT_LINK_TTL);
         let first = registry
-            .register("alice", Capabilities::default())
+            .register("alice", Capabilities::default(), None)
             .await
             .unwrap();
         let second = registry
-            .register("alice", Capabilities::default())
+            .register("alice", Capabilities::default(), None)
             .await
             .unwrap();
         assert_ne!(first.id, second.id);

@@ -75,7 +75,7 @@ impl UserDesktopProvider {
             .await
             .filter(|l| self.links.is_online(l, unix_ms()))
             .ok_or("the owner's desktop link is offline")?;
-        if !self.connections.is_connected(&link.id) {
+        if !self.connections.reachable(&link) {
             return Err(format!(
                 "link {} is registered but its control connection is down",
                 link.id
