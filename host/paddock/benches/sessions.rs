@@ -37,6 +37,11 @@
 //!    the sandbox image built, by the tests' fixture), as a ratio.
 //!    `PADDOCK_BENCH_PROVIDER_SAMPLES` (default 30) rounds;
 //!    `PADDOCK_BENCH_ONLY=providers` runs this part alone.
+//! 6. through a link: session create + first exec, and streaming
+//!    throughput, in a session on a "desktop" (this machine, through a
+//!    `paddock link` process and its WebSocket) against a local-process
+//!    session of the same host. `PADDOCK_BENCH_LINK_SAMPLES` (default 30);
+//!    `PADDOCK_BENCH_ONLY=links` runs this part alone.
 //!
 //! `PADDOCK_BENCH_KEEP=1` keeps the work directory (the hosts' logs and
 //! data dirs) for a look afterwards.
@@ -103,11 +108,21 @@ async fn run(samples: usize, stream_mb: usize) -> anyhow::Result<()> {
     );
     let mut table = Table::default();
     let provider_samples = env_usize("PADDOCK_BENCH_PROVIDER_SAMPLES", 30);
-    if std::env::var("PADDOCK_BENCH_ONLY").as_deref() == Ok("providers") {
-        providers(work.path(), provider_samples, &mut table).await?;
-        println!();
-        table.print();
-        return Ok(());
+    let link_samples = env_usize("PADDOCK_BENCH_LINK_SAMPLES", 30);
+    match std::env::var("PADDOCK_BENCH_ONLY").as_deref() {
+        Ok("providers") => {
+            providers(work.path(), provider_samples, &mut table).await?;
+            println!();
+            table.print();
+            return Ok(());
+        }
+        Ok("links") => {
+            links(work.path(), link_samples, stream_mb, &mut table).await?;
+            println!();
+            table.print();
+            return Ok(());
+        }
+        _ => {}
     }
 
     let host = Host::start(&work.path().join("host-a"), &[]).await?;
@@ -141,6 +156,9 @@ async fn run(samples: usize, stream_mb: usize) -> anyhow::Result<()> {
     );
     providers(work.path(), provider_samples, &mut table).await?;
 
+    eprintln!("[{:>5.1}s] through a link", started.elapsed().as_secs_f64());
+    links(work.path(), link_samples, stream_mb, &mut table).await?;
+
     println!();
     table.print();
     println!(
@@ -151,6 +169,145 @@ async fn run(samples: usize, stream_mb: usize) -> anyhow::Result<()> {
         // The hosts' logs (`*/paddock.log`) and data dirs, for profiling.
         println!("kept {}", work.keep().display());
     }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------
+// 6. through a link
+
+/// A `paddock link` process for the bench's owner. Dropping it kills it and
+/// the runnerds it started.
+struct Link {
+    child: Child,
+    data: PathBuf,
+}
+
+impl Link {
+    async fn start(host: &Host, data: &Path) -> anyhow::Result<Link> {
+        std::fs::create_dir_all(data)?;
+        let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("bench-plugin-cache");
+        std::fs::create_dir_all(&cache)?;
+        std::os::unix::fs::symlink(&cache, data.join("cache"))?;
+        let log = std::fs::File::create(data.join("link.log"))?;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_paddock"))
+            .args(["link", "--host", &host.url, "--token", OWNER_TOKEN])
+            .arg("--data-dir")
+            .arg(data)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .context("starting paddock link")?;
+        let stdout = child.stdout.take().context("link stdout")?;
+        let line = tokio::task::spawn_blocking(move || {
+            let mut line = String::new();
+            BufReader::new(stdout).read_line(&mut line).map(|_| line)
+        })
+        .await??;
+        ensure!(line.contains("link_id"), "the link's first line: {line:?}");
+        Ok(Link {
+            child,
+            data: data.to_owned(),
+        })
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+        for pid in runnerd_pids_in(&self.data) {
+            // SAFETY: kill(2) on a pid this link's provider started.
+            unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+        }
+    }
+}
+
+/// Session create + first exec, and streaming throughput, in a session on
+/// a linked desktop (this machine, through `paddock link` and its
+/// WebSocket) against a local-process session of the same host.
+async fn links(
+    work: &Path,
+    samples: usize,
+    stream_mb: usize,
+    table: &mut Table,
+) -> anyhow::Result<()> {
+    let host = Host::start(&work.join("host-link"), &[]).await?;
+    let link = Link::start(&host, &work.join("link")).await?;
+    let desktop = json!({ "preference": "user-desktop" });
+    // The control connection comes up right after registration.
+    let mut ready = false;
+    for _ in 0..100 {
+        if create_and_first_exec_in(&host, desktop.clone())
+            .await
+            .is_ok()
+        {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    ensure!(ready, "the link never served a session");
+    let warmup = 3;
+    let (mut local, mut linked) = (Samples::default(), Samples::default());
+    for i in 0..warmup + samples {
+        let l = create_and_first_exec_in(&host, json!({})).await?;
+        let d = create_and_first_exec_in(&host, desktop.clone()).await?;
+        if i >= warmup {
+            local.push(l);
+            linked.push(d);
+        }
+    }
+    table.section("6. through a link (paddock link on this machine, over its WebSocket)");
+    table.row("create + first exec, local-process", &local, None, None);
+    table.row(
+        "create + first exec, user-desktop",
+        &linked,
+        Some(("local-process", local.median())),
+        None,
+    );
+
+    let bytes = stream_mb << 20;
+    let file = work.join("link-stream.txt");
+    write_text_file(&file, bytes)?;
+    let file_arg = file.to_str().context("a UTF-8 temp path")?.to_owned();
+    let local_session = host.create_session(json!({})).await?;
+    let desktop_session = host.create_session(desktop).await?;
+    host.exec(&local_session, json!({"argv": ["true"]})).await?;
+    let warm = host
+        .exec(&desktop_session, json!({"argv": ["true"]}))
+        .await?;
+    host.run_to_exit(&desktop_session, &warm).await?;
+    let local_pid = host.sandbox_pid(&local_session)?;
+    let desktop_pid = sandbox_pid_in(&link.data, &desktop_session)?;
+    let (mut on_local, mut on_link) = (Duration::MAX, Duration::MAX);
+    for _ in 0..3 {
+        let l = host
+            .stream(&local_session, &["cat", &file_arg], bytes, local_pid)
+            .await?;
+        let d = host
+            .stream(&desktop_session, &["cat", &file_arg], bytes, desktop_pid)
+            .await?;
+        ensure!(
+            l.output_gaps + l.ring_gaps + d.output_gaps + d.ring_gaps == 0,
+            "a gap while streaming: a slow reader lost output"
+        );
+        on_local = on_local.min(l.elapsed);
+        on_link = on_link.min(d.elapsed);
+    }
+    table.note(
+        &format!("stream {stream_mb} MB (`cat`), local-process"),
+        &format!("{:.0} MB/s", mb_per_s(bytes, on_local)),
+    );
+    table.note(
+        &format!("stream {stream_mb} MB (`cat`), user-desktop"),
+        &format!(
+            "{:.0} MB/s = {:.2}x local-process",
+            mb_per_s(bytes, on_link),
+            on_local.as_secs_f64() / on_link.as_secs_f64()
+        ),
+    );
+    drop(link);
     Ok(())
 }
 
@@ -211,8 +368,13 @@ async fn providers(work: &Path, samples: usize, table: &mut Table) -> anyhow::Re
 /// Create a session, run `true` in it to its `exit` event (which
 /// provisions the sandbox), then delete it; the time to the `exit` event.
 async fn create_and_first_exec(host: &Host) -> anyhow::Result<Duration> {
+    create_and_first_exec_in(host, json!({})).await
+}
+
+/// [`create_and_first_exec`] of a session created with `body`.
+async fn create_and_first_exec_in(host: &Host, body: Value) -> anyhow::Result<Duration> {
     let t = Instant::now();
-    let session = host.create_session(json!({})).await?;
+    let session = host.create_session(body).await?;
     let exec = host.exec(&session, json!({"argv": ["true"]})).await?;
     let exit = host.run_to_exit(&session, &exec).await?;
     let took = t.elapsed();
@@ -1377,29 +1539,40 @@ impl Host {
 
     /// The pid of the session's runnerd, from its sandbox state file.
     fn sandbox_pid(&self, session: &str) -> anyhow::Result<u32> {
-        for dir in std::fs::read_dir(self.data.join("sandboxes"))? {
-            let Ok(text) = std::fs::read_to_string(dir?.path().join("state.json")) else {
-                continue;
-            };
-            let state: Value = serde_json::from_str(&text)?;
-            if state["session_id"] == session {
-                return Ok(state["pid"].as_u64().context("pid")? as u32);
-            }
-        }
-        bail!("no sandbox for session {session}")
+        sandbox_pid_in(&self.data, session)
     }
 
     fn runnerd_pids(&self) -> Vec<u32> {
-        let Ok(dirs) = std::fs::read_dir(self.data.join("sandboxes")) else {
-            return Vec::new();
-        };
-        dirs.filter_map(|d| {
-            let text = std::fs::read_to_string(d.ok()?.path().join("state.json")).ok()?;
-            let state: Value = serde_json::from_str(&text).ok()?;
-            state["pid"].as_u64().map(|p| p as u32)
-        })
-        .collect()
+        runnerd_pids_in(&self.data)
     }
+}
+
+/// The pid of `session`'s runnerd, from its sandbox state file under
+/// `data` (a host's or a link's data dir).
+fn sandbox_pid_in(data: &Path, session: &str) -> anyhow::Result<u32> {
+    for dir in std::fs::read_dir(data.join("sandboxes"))? {
+        let Ok(text) = std::fs::read_to_string(dir?.path().join("state.json")) else {
+            continue;
+        };
+        let state: Value = serde_json::from_str(&text)?;
+        if state["session_id"] == session {
+            return Ok(state["pid"].as_u64().context("pid")? as u32);
+        }
+    }
+    bail!("no sandbox for session {session}")
+}
+
+/// The runnerds of the sandboxes under `data`.
+fn runnerd_pids_in(data: &Path) -> Vec<u32> {
+    let Ok(dirs) = std::fs::read_dir(data.join("sandboxes")) else {
+        return Vec::new();
+    };
+    dirs.filter_map(|d| {
+        let text = std::fs::read_to_string(d.ok()?.path().join("state.json")).ok()?;
+        let state: Value = serde_json::from_str(&text).ok()?;
+        state["pid"].as_u64().map(|p| p as u32)
+    })
+    .collect()
 }
 
 impl Drop for Host {
