@@ -23,11 +23,26 @@ struct Desktop {
 
 impl Desktop {
     fn new() -> Self {
-        let dir = tempfile::tempdir().unwrap();
+        // Not under /tmp: a sandbox confined by bubblewrap has its own.
+        let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
         let bin = dir.path().join("bin");
         std::fs::create_dir(&bin).unwrap();
+        // The stand-in answers `--version`, and otherwise replays a captured
+        // Claude Code transcript as the real CLI would print it.
+        let fixtures =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/agents/claude-code");
+        std::fs::copy(
+            fixtures.join("b_tool_bash.jsonl"),
+            bin.join("transcript.jsonl"),
+        )
+        .unwrap();
         let claude = bin.join("claude");
-        std::fs::write(&claude, "#!/bin/sh\necho '2.1.0 (Claude Code)'\n").unwrap();
+        std::fs::write(
+            &claude,
+            "#!/bin/sh\nif [ \"$1\" = --version ]; then echo '2.1.0 (Claude Code)'; exit 0; fi\n\
+             cat >/dev/null\nwhile IFS= read -r line; do printf '%s\\n' \"$line\"; done < \"$(dirname \"$0\")/transcript.jsonl\"\n",
+        )
+        .unwrap();
         std::fs::set_permissions(&claude, std::fs::Permissions::from_mode(0o755)).unwrap();
         // Compiled plugins are shared with the test hosts' cache.
         let data = dir.path().join("data");
@@ -248,6 +263,33 @@ async fn a_desktop_session_runs_on_the_link_and_streams_through_the_host() {
         .await
         .unwrap();
     assert_eq!(read, "written from the platform");
+
+    // An agent run: the desktop's own `claude` (found on the link's PATH)
+    // runs, and its normalized events stream back through the host.
+    let exec = host
+        .exec(
+            ALICE,
+            &session,
+            json!({ "agent": "claude-code", "run": { "prompt": "run echo hello" } }),
+        )
+        .await;
+    let events = host.collect(ALICE, &session, &exec).await;
+    let agent: Vec<&Value> = events
+        .iter()
+        .filter(|e| e.event == "agent")
+        .map(|e| &e.data)
+        .collect();
+    let fixtures =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/agents/claude-code");
+    let golden: Vec<Value> = std::fs::read_to_string(fixtures.join("b_tool_bash.golden.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(agent.len(), golden.len(), "{agent:#?}");
+    for (got, want) in agent.iter().zip(&golden) {
+        assert_eq!(*got, want);
+    }
 
     // An agent whose CLI the desktop lacks is refused before anything runs.
     let (status, body) = host

@@ -317,11 +317,17 @@ impl DesktopSide {
             Ok(r) => r,
             Err(e) => return Reply::error(400, e),
         };
+        // The user's own CLIs are what a desktop session is for: execs find
+        // them on this daemon's PATH unless the session set its own.
+        let mut env = request.env;
+        if let Some(path) = std::env::var_os("PATH").and_then(|p| p.into_string().ok()) {
+            env.entry("PATH".to_owned()).or_insert(path);
+        }
         let spec = SandboxSpec {
             session_id: request.session_id,
             owner: request.owner,
             expires_at_ms: request.expires_at_ms,
-            env: request.env,
+            env,
             network: request.network,
             labels: request.labels,
             resources: request.resources,
