@@ -264,6 +264,21 @@ async fn a_desktop_session_runs_on_the_link_and_streams_through_the_host() {
         .unwrap();
     assert_eq!(read, "written from the platform");
 
+    // An agent whose CLI the desktop lacks is refused before anything runs.
+    let (status, body) = host
+        .call(
+            "POST",
+            &format!("/v1/sessions/{session}/execs"),
+            ALICE,
+            Some(json!({ "agent": "codex", "run": { "prompt": "hi" } })),
+        )
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert_eq!(
+        body["error"]["code"],
+        "user_desktop_link_capability_missing"
+    );
+
     // An agent run: the desktop's own `claude` (found on the link's PATH)
     // runs, and its normalized events stream back through the host.
     let exec = host
@@ -291,20 +306,17 @@ async fn a_desktop_session_runs_on_the_link_and_streams_through_the_host() {
         assert_eq!(*got, want);
     }
 
-    // An agent whose CLI the desktop lacks is refused before anything runs.
+    // The session ran claude-code: it is pinned to it.
     let (status, body) = host
         .call(
             "POST",
             &format!("/v1/sessions/{session}/execs"),
             ALICE,
-            Some(json!({ "agent": "codex", "run": { "prompt": "hi" } })),
+            Some(json!({ "agent": "gemini", "run": { "prompt": "hi" } })),
         )
         .await;
     assert_eq!(status, 409, "{body}");
-    assert_eq!(
-        body["error"]["code"],
-        "user_desktop_link_capability_missing"
-    );
+    assert_eq!(body["error"]["code"], "dispatch_pinned");
 
     // Ending the session destroys the sandbox on the desktop.
     let (status, _) = host

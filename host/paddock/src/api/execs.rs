@@ -69,18 +69,35 @@ pub async fn create(
     ApiJson(request): ApiJson<ExecRequest>,
 ) -> Result<(StatusCode, Json<ExecView>), ApiError> {
     let session = state.sessions.get(&owner.0, &id)?;
-    // An agent run on a desktop needs its CLI there (and the link online).
+    // Dispatch with the session's pins: its sandbox's provider, and the
+    // agent of its first agent run (a conversation belongs to one CLI). An
+    // agent run on a desktop also needs its CLI there and the link online.
     let provider = session.provider();
-    if provider == USER_DESKTOP {
+    let preference = if provider == USER_DESKTOP {
+        Preference::UserDesktop
+    } else {
+        Preference::ClusterDefault
+    };
+    let pinned_agent = session
+        .execs()
+        .iter()
+        .find_map(|exec| exec.record().agent.clone());
+    // An unknown agent is the caller's mistake, said by `start_exec` (400,
+    // listing the loaded ones), not a dispatch conflict.
+    let known = request
+        .agent
+        .as_deref()
+        .is_none_or(|name| state.sessions.plugins().agent(name).is_ok());
+    if known {
         state
             .dispatcher
             .resolve(
                 &owner.0,
                 request.agent.as_deref(),
-                Preference::UserDesktop,
+                preference,
                 &Pins {
                     provider: Some(provider),
-                    agent: None,
+                    agent: pinned_agent,
                 },
             )
             .await?;
