@@ -111,6 +111,12 @@ pub struct SessionsConfig {
     /// ones are reported as a `gap`. Both bounds apply.
     pub replay_max_events: usize,
     pub replay_max_bytes: usize,
+    /// How long an attached client that reads nothing may hold a fast
+    /// writer back before it gets a `gap` instead (milliseconds). A client
+    /// that keeps up misses nothing; a hung one does not block the process
+    /// for longer than this. runnerd gets a second more, so the host
+    /// decides first.
+    pub attach_stall_ms: u64,
     /// How long an ended session (and its execs' records) stays readable
     /// before it is forgotten.
     pub ended_retention_secs: u64,
@@ -131,6 +137,7 @@ impl Default for SessionsConfig {
             exec_attach_grace_secs: 60,
             replay_max_events: crate::exec::DEFAULT_RING.max_events,
             replay_max_bytes: crate::exec::DEFAULT_RING.max_bytes,
+            attach_stall_ms: crate::exec::DEFAULT_RING.stall.as_millis() as u64,
             ended_retention_secs: 3600,
             profiles: BTreeMap::new(),
         }
@@ -187,6 +194,13 @@ pub struct PluginsConfig {
     /// Instances alive at once across all plugins (each running parser holds
     /// one). Default: [`crate::plugin::DEFAULT_MAX_INSTANCES`].
     pub max_instances: Option<u32>,
+}
+
+impl SessionsConfig {
+    /// runnerd's own stall (`--stall-ms`): a second above the host's.
+    pub fn runnerd_stall_ms(&self) -> u64 {
+        self.attach_stall_ms.saturating_add(1000)
+    }
 }
 
 impl Config {

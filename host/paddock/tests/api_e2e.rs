@@ -910,7 +910,11 @@ async fn an_attached_client_gets_a_fast_writer_whole(provider: Provider) {
     let host = provider
         .host(
             &dir.path().join("data"),
-            "[sessions]\nreplay_max_bytes = 262144\n",
+            // The reader here is this test, on a machine that may be
+            // running everything else at once: give it a stall far longer
+            // than any scheduling hiccup, so only missing back-pressure
+            // (not a slow test) can make a gap.
+            "[sessions]\nreplay_max_bytes = 262144\nattach_stall_ms = 30000\n",
         )
         .await;
     let session = host.create_session(ALICE, json!({})).await;

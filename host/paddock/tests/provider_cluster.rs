@@ -45,6 +45,7 @@ fn spec(session: &str, network: NetworkPolicy) -> SandboxSpec {
         resources: Resources::default(),
         image: None,
         runtime_class: None,
+        runnerd_stall_ms: paddock::provider::DEFAULT_RUNNERD_STALL_MS,
     }
 }
 

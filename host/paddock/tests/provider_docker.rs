@@ -70,6 +70,7 @@ fn spec(session: &str, owner: &str, network: NetworkPolicy) -> SandboxSpec {
         },
         image: None,
         runtime_class: None,
+        runnerd_stall_ms: paddock::provider::DEFAULT_RUNNERD_STALL_MS,
     }
 }
 

@@ -18,6 +18,9 @@ use tokio::sync::watch;
 pub struct RingLimits {
     pub max_events: usize,
     pub max_bytes: usize,
+    /// How long an attached subscriber that reads nothing may hold the
+    /// writer back before it gets a gap ([`BACKPRESSURE_STALL`] by default).
+    pub stall: Duration,
 }
 
 /// Default ring: 100,000 events or 32 MiB, whichever comes first — a long
@@ -26,6 +29,7 @@ pub struct RingLimits {
 pub const DEFAULT_RING: RingLimits = RingLimits {
     max_events: 100_000,
     max_bytes: 32 << 20,
+    stall: BACKPRESSURE_STALL,
 };
 
 /// What an event weighs in the ring's byte bound.
@@ -193,7 +197,7 @@ impl<E: Weigh> EventLog<E> {
                 if behind.peek().is_none() {
                     return;
                 }
-                if since_progress.elapsed() >= BACKPRESSURE_STALL {
+                if since_progress.elapsed() >= self.limits.stall {
                     behind.for_each(|r| r.lagging = true);
                     tracing::info!("a subscriber stalled; it will get a gap");
                     return;
@@ -201,7 +205,7 @@ impl<E: Weigh> EventLog<E> {
             }
             tokio::select! {
                 () = &mut notified => since_progress = Instant::now(),
-                () = tokio::time::sleep_until((since_progress + BACKPRESSURE_STALL).into()) => {}
+                () = tokio::time::sleep_until((since_progress + self.limits.stall).into()) => {}
             }
         }
     }
@@ -347,6 +351,7 @@ mod tests {
         Arc::new(EventLog::new(RingLimits {
             max_events,
             max_bytes,
+            stall: BACKPRESSURE_STALL,
         }))
     }
 

@@ -333,6 +333,7 @@ impl DesktopSide {
             resources: request.resources,
             image: None,
             runtime_class: None,
+            runnerd_stall_ms: request.runnerd_stall_ms,
         };
         match self.provider.provision(&spec).await {
             Ok(sandbox) => {

@@ -33,6 +33,12 @@ pub struct DesktopSandboxRequest {
     pub network: NetworkPolicy,
     pub labels: std::collections::BTreeMap<String, String>,
     pub resources: Resources,
+    #[serde(default = "default_stall")]
+    pub runnerd_stall_ms: u64,
+}
+
+fn default_stall() -> u64 {
+    super::DEFAULT_RUNNERD_STALL_MS
 }
 
 /// The link's answer.
@@ -134,6 +140,7 @@ impl SandboxProvider for UserDesktopProvider {
             network: spec.network,
             labels: spec.labels.clone(),
             resources: spec.resources,
+            runnerd_stall_ms: spec.runnerd_stall_ms,
         };
         let body = serde_json::to_vec(&request).map_err(|e| Self::failed(spec, e))?;
         let response = self

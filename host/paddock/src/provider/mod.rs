@@ -45,7 +45,13 @@ pub struct SandboxSpec {
     /// A container runtime class (`gvisor`, `kata`); a provider that cannot
     /// choose one refuses it.
     pub runtime_class: Option<String>,
+    /// runnerd's `--stall-ms`: above the host's own attach stall.
+    pub runnerd_stall_ms: u64,
 }
+
+/// runnerd's stall for a host on the default attach stall (2 s): one second
+/// more.
+pub const DEFAULT_RUNNERD_STALL_MS: u64 = 3_000;
 
 /// The resource limits of one sandbox (`[sandbox.profiles.<name>]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]

@@ -124,6 +124,7 @@ impl EngineRuntime {
             },
             image: plan.image,
             runtime_class: plan.runtime_class,
+            runnerd_stall_ms: super::DEFAULT_RUNNERD_STALL_MS,
         }
     }
 }
@@ -404,6 +405,7 @@ impl SandboxProvider for PluginProvider {
                 resources: Resources::default(),
                 image: None,
                 runtime_class: None,
+                runnerd_stall_ms: super::DEFAULT_RUNNERD_STALL_MS,
             };
             match self.sandbox(handle, &fallback) {
                 Ok(sandbox) => {

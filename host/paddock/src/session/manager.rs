@@ -227,6 +227,7 @@ impl Sessions {
         RingLimits {
             max_events: self.config.replay_max_events,
             max_bytes: self.config.replay_max_bytes,
+            stall: Duration::from_millis(self.config.attach_stall_ms),
         }
     }
 
@@ -444,6 +445,7 @@ impl Sessions {
                 resources: record.resources,
                 image: None,
                 runtime_class: None,
+                runnerd_stall_ms: self.config.runnerd_stall_ms(),
             }
         };
         let kind = session.lock().record.provider.clone();

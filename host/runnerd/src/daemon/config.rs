@@ -43,6 +43,8 @@ usage: runnerd --workspace DIR [options]
   --keep-ended N          ended execs kept for re-attach (default 64)
   --max-execs N           execs running at once (default 256)
   --drain-ms N            wait for pipe EOF after the process exited (default 1000)
+  --stall-ms N            an attached client that reads nothing holds output
+                          back this long, then gets a gap (default 2000)
   --shutdown-grace-ms N   SIGTERM->SIGKILL grace for execs on shutdown (default 3000)
   --home DIR              HOME of execs (default: runnerd's HOME, else the workspace)
   --no-cgroups            never put execs into their own cgroup v2
@@ -74,6 +76,10 @@ pub struct Config {
     pub token: Token,
     pub env_file: Option<PathBuf>,
     pub ring_bytes: usize,
+    /// How long an attached client that reads nothing may hold a process's
+    /// output back before it gets a gap (`--stall-ms`, default 2000). The
+    /// host sets it above its own stall, so that it decides first.
+    pub stall: Duration,
     pub keep_ended: usize,
     pub max_running: usize,
     pub drain: Duration,
@@ -128,6 +134,7 @@ impl Config {
         let mut keep_ended = DEFAULT_KEEP_ENDED;
         let mut max_running = DEFAULT_MAX_RUNNING;
         let mut drain = DEFAULT_DRAIN;
+        let mut stall = super::exec::BACKPRESSURE_STALL;
         let mut shutdown_grace = DEFAULT_SHUTDOWN_GRACE;
         let mut home = None;
         let mut cgroups = true;
@@ -175,6 +182,9 @@ impl Config {
                 "--ring-bytes" => ring_bytes = size(&flag, &utf8(&flag, value()?)?)?,
                 "--keep-ended" => keep_ended = number(&flag, &utf8(&flag, value()?)?)?,
                 "--max-execs" => max_running = number(&flag, &utf8(&flag, value()?)?)?.max(1),
+                "--stall-ms" => {
+                    stall = Duration::from_millis(number(&flag, &utf8(&flag, value()?)?)? as u64);
+                }
                 "--drain-ms" => {
                     drain = Duration::from_millis(number(&flag, &utf8(&flag, value()?)?)? as u64);
                 }
@@ -232,6 +242,7 @@ impl Config {
             keep_ended,
             max_running,
             drain,
+            stall,
             shutdown_grace,
             home,
             cgroups,
@@ -308,11 +319,14 @@ mod tests {
                 "64K",
                 "--drain-ms",
                 "5",
+                "--stall-ms",
+                "30000",
             ],
             Some("secret\n"),
         )
         .expect("valid flags");
         assert_eq!(config.ring_bytes, 64 * 1024);
+        assert_eq!(config.stall, Duration::from_secs(30));
         assert_eq!(config.listen.port(), 7);
         assert_eq!(config.drain, Duration::from_millis(5));
         assert_eq!(config.token.as_bytes(), b"secret");

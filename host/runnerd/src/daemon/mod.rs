@@ -235,6 +235,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
             keep_ended: config.keep_ended,
             max_running: config.max_running,
             drain: config.drain,
+            stall: config.stall,
             home: config.home.clone(),
         },
         reaper,

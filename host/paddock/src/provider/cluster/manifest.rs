@@ -143,6 +143,8 @@ pub fn pod(p: &SandboxParams<'_>) -> Pod {
         HOME,
         "--shutdown-grace-ms",
         &RUNNERD_SHUTDOWN_GRACE_MS.to_string(),
+        "--stall-ms",
+        &p.spec.runnerd_stall_ms.to_string(),
     ]
     .map(str::to_owned)
     .to_vec();

@@ -254,6 +254,8 @@ pub(super) fn create_body(plan: &Plan<'_>) -> ContainerCreateBody {
                 HOME,
                 "--shutdown-grace-ms",
                 RUNNERD_SHUTDOWN_GRACE_MS,
+                "--stall-ms",
+                &spec.runnerd_stall_ms.to_string(),
             ]
             .map(str::to_owned)
             .to_vec(),
@@ -296,6 +298,7 @@ mod tests {
             },
             image: None,
             runtime_class: None,
+            runnerd_stall_ms: crate::provider::DEFAULT_RUNNERD_STALL_MS,
         }
     }
 

@@ -60,6 +60,7 @@ pub(super) fn spawn(
     runnerd: &Path,
     bwrap: Option<&Bwrap>,
     dir: &SandboxDir,
+    stall_ms: u64,
 ) -> io::Result<Launched> {
     let log = std::fs::OpenOptions::new()
         .create(true)
@@ -90,6 +91,7 @@ pub(super) fn spawn(
         .arg("--home")
         .arg(dir.home())
         .args(["--shutdown-grace-ms", RUNNERD_SHUTDOWN_GRACE_MS])
+        .args(["--stall-ms", &stall_ms.to_string()])
         .current_dir(dir.path())
         // Nothing of the host's environment (its secrets included) enters
         // the sandbox.

@@ -35,9 +35,10 @@ impl Inner {
         let started = {
             let (dir, token) = (dir.clone(), token.clone());
             let (runnerd, bwrap) = (self.runnerd.clone(), self.bwrap.clone());
+            let stall_ms = spec.runnerd_stall_ms;
             tokio::task::spawn_blocking(move || {
                 prepare(&dir, &token, &env).map_err(StartError::Files)?;
-                launch::spawn(&runnerd, bwrap.as_ref(), &dir).map_err(StartError::Spawn)
+                launch::spawn(&runnerd, bwrap.as_ref(), &dir, stall_ms).map_err(StartError::Spawn)
             })
             .await
             .unwrap_or_else(|e| Err(StartError::Files(io::Error::other(e))))

@@ -125,6 +125,8 @@ pub struct ExecSettings {
     pub keep_ended: usize,
     pub max_running: usize,
     pub drain: Duration,
+    /// See [`BACKPRESSURE_STALL`], the default.
+    pub stall: Duration,
     pub home: PathBuf,
 }
 
@@ -198,6 +200,8 @@ pub struct Exec {
     draining: AtomicBool,
     stdin: Arc<tokio::sync::Mutex<Option<pipe::Sender>>>,
     control: mpsc::UnboundedSender<Control>,
+    /// How long a stalled attached client may hold the output back.
+    stall: Duration,
 }
 
 impl Exec {
@@ -316,7 +320,7 @@ impl Exec {
                 if behind.peek().is_none() {
                     return;
                 }
-                if since_progress.elapsed() >= BACKPRESSURE_STALL {
+                if since_progress.elapsed() >= self.stall {
                     for reader in behind {
                         reader.lagging = true;
                     }
@@ -326,7 +330,7 @@ impl Exec {
             }
             tokio::select! {
                 () = &mut notified => since_progress = Instant::now(),
-                () = tokio::time::sleep_until((since_progress + BACKPRESSURE_STALL).into()) => {}
+                () = tokio::time::sleep_until((since_progress + self.stall).into()) => {}
                 _ = stop.wait_for(|stop| *stop) => return,
             }
         }
@@ -756,6 +760,7 @@ impl Execs {
             started_at_ms: unix_ms(),
             started: now,
             in_cgroup: cgroup.is_some(),
+            stall: self.settings.stall,
             inner: Mutex::new(Inner {
                 ring: Ring::new(self.settings.ring_bytes),
                 readers: HashMap::from([(
