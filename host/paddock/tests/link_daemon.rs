@@ -23,8 +23,8 @@ struct Desktop {
 
 impl Desktop {
     fn new() -> Self {
-        // Not under /tmp: a sandbox confined by bubblewrap has its own.
-        let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+        // Seen by a sandbox confined by bubblewrap (not under /tmp).
+        let dir = common::visible_tempdir();
         let bin = dir.path().join("bin");
         std::fs::create_dir(&bin).unwrap();
         // The stand-in answers `--version`, and otherwise replays a captured
@@ -54,15 +54,15 @@ impl Desktop {
     }
 
     /// Starts `paddock link`; returns it once it printed its link id.
-    fn link(&self, host: &Host) -> (Child, String) {
+    fn link(&self, host: &Host) -> (LinkProcess, String) {
         self.link_to(&host.url)
     }
 
-    fn link_to(&self, host_url: &str) -> (Child, String) {
+    fn link_to(&self, host_url: &str) -> (LinkProcess, String) {
         self.link_with(host_url, &[])
     }
 
-    fn link_with(&self, host_url: &str, extra: &[&str]) -> (Child, String) {
+    fn link_with(&self, host_url: &str, extra: &[&str]) -> (LinkProcess, String) {
         let path = format!(
             "{}:{}",
             self.dir.path().join("bin").display(),
@@ -86,7 +86,44 @@ impl Desktop {
             .unwrap();
         let started: Value = serde_json::from_str(&line)
             .unwrap_or_else(|e| panic!("link's first line {line:?}: {e}"));
-        (child, started["link_id"].as_str().unwrap().to_owned())
+        (
+            LinkProcess {
+                child,
+                data: self.dir.path().join("data"),
+            },
+            started["link_id"].as_str().unwrap().to_owned(),
+        )
+    }
+}
+
+/// A running `paddock link`. Dropped (a test ended or failed), it is
+/// killed with the runnerds it started, so nothing outlives the test.
+struct LinkProcess {
+    child: Child,
+    data: std::path::PathBuf,
+}
+
+impl std::ops::Deref for LinkProcess {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.child
+    }
+}
+
+impl std::ops::DerefMut for LinkProcess {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.child
+    }
+}
+
+impl Drop for LinkProcess {
+    fn drop(&mut self) {
+        self.child.kill().ok();
+        self.child.wait().ok();
+        for pid in common::runnerd_pids_in(&self.data) {
+            // SAFETY: kill(2) on a runnerd this link started.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
     }
 }
 

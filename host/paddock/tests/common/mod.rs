@@ -209,16 +209,35 @@ impl Host {
 
     /// Pids of the runnerd processes of this data dir.
     pub fn runnerd_pids(&self) -> Vec<i32> {
-        let Ok(dirs) = std::fs::read_dir(self.data.join("sandboxes")) else {
-            return Vec::new();
-        };
-        dirs.filter_map(|d| {
-            let text = std::fs::read_to_string(d.ok()?.path().join("state.json")).ok()?;
-            let state: Value = serde_json::from_str(&text).ok()?;
-            state["pid"].as_i64().map(|p| p as i32)
-        })
-        .collect()
+        runnerd_pids_in(&self.data)
     }
+}
+
+/// The runnerds of the local-process sandboxes under a data dir (a host's
+/// or a link's).
+pub fn runnerd_pids_in(data: &Path) -> Vec<i32> {
+    let Ok(dirs) = std::fs::read_dir(data.join("sandboxes")) else {
+        return Vec::new();
+    };
+    dirs.filter_map(|d| {
+        let text = std::fs::read_to_string(d.ok()?.path().join("state.json")).ok()?;
+        let state: Value = serde_json::from_str(&text).ok()?;
+        state["pid"].as_i64().map(|p| p as i32)
+    })
+    .collect()
+}
+
+/// A temporary directory that a sandbox confined by bubblewrap also sees:
+/// under the build's temp dir, unless that is under /tmp (a confined
+/// sandbox has a /tmp of its own), then under `~/.cache/paddock/tmp`.
+pub fn visible_tempdir() -> tempfile::TempDir {
+    let mut base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
+    if base.starts_with("/tmp") {
+        let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("/root"), PathBuf::from);
+        base = home.join(".cache/paddock/tmp");
+    }
+    std::fs::create_dir_all(&base).unwrap();
+    tempfile::tempdir_in(base).unwrap()
 }
 
 impl Host {
