@@ -226,20 +226,7 @@ async fn an_agent_run_streams_normalized_events_and_records_totals() {
         )
         .await;
     let events = host.collect(ALICE, &session, &exec).await;
-    let agent: Vec<&Value> = events
-        .iter()
-        .filter(|e| e.event == "agent")
-        .map(|e| &e.data)
-        .collect();
-    let golden: Vec<Value> = std::fs::read_to_string(fixtures.join("b_tool_bash.golden.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    assert_eq!(agent.len(), golden.len(), "{agent:#?}");
-    for (got, want) in agent.iter().zip(&golden) {
-        assert_eq!(*got, want);
-    }
+    let golden = common::assert_claude_golden(&events, "b_tool_bash");
     assert!(
         stdout(&events).contains("\"type\":\"result\""),
         "raw stdout rides along"

@@ -326,22 +326,7 @@ async fn a_desktop_session_runs_on_the_link_and_streams_through_the_host() {
         )
         .await;
     let events = host.collect(ALICE, &session, &exec).await;
-    let agent: Vec<&Value> = events
-        .iter()
-        .filter(|e| e.event == "agent")
-        .map(|e| &e.data)
-        .collect();
-    let fixtures =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/agents/claude-code");
-    let golden: Vec<Value> = std::fs::read_to_string(fixtures.join("b_tool_bash.golden.jsonl"))
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    assert_eq!(agent.len(), golden.len(), "{agent:#?}");
-    for (got, want) in agent.iter().zip(&golden) {
-        assert_eq!(*got, want);
-    }
+    common::assert_claude_golden(&events, "b_tool_bash");
 
     // The session ran claude-code: it is pinned to it.
     let (status, body) = host

@@ -227,6 +227,30 @@ pub fn runnerd_pids_in(data: &Path) -> Vec<i32> {
     .collect()
 }
 
+/// Checks the `agent` events of a stream against a Claude Code fixture's
+/// golden file (`tests/fixtures/agents/claude-code/<name>.golden.jsonl`);
+/// returns the golden events.
+pub fn assert_claude_golden(events: &[SseEvent], name: &str) -> Vec<Value> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/fixtures/agents/claude-code")
+        .join(format!("{name}.golden.jsonl"));
+    let golden: Vec<Value> = std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let agent: Vec<&Value> = events
+        .iter()
+        .filter(|e| e.event == "agent")
+        .map(|e| &e.data)
+        .collect();
+    assert_eq!(agent.len(), golden.len(), "{agent:#?}");
+    for (got, want) in agent.iter().zip(&golden) {
+        assert_eq!(*got, want);
+    }
+    golden
+}
+
 /// A temporary directory that a sandbox confined by bubblewrap also sees:
 /// under the build's temp dir, unless that is under /tmp (a confined
 /// sandbox has a /tmp of its own), then under `~/.cache/paddock/tmp`.
