@@ -496,6 +496,30 @@ async fn a_pod_whose_runnerd_exits_fails_with_its_exit_code() {
     assert!(fake.names("secrets", NS).is_empty());
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_extended_sandbox_is_adopted_past_its_original_expiry() {
+    let fake = FakeKube::start(runnerd()).await;
+    let first = provider(&fake, 20);
+    let sandbox = first
+        .provision(&SandboxSpec {
+            expires_at_ms: now_ms() + 300,
+            ..spec("ses_extended", NetworkPolicy::Egress)
+        })
+        .await
+        .expect("provision");
+    first
+        .extend(&sandbox, now_ms() + 60_000)
+        .await
+        .expect("extend");
+    drop(first);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let second = provider(&fake, 20);
+    let adopted = second.adopt().await.expect("adopt");
+    assert_eq!(adopted.len(), 1, "adopted past its first expiry");
+    assert!(adopted[0].expires_at_ms > now_ms() + 50_000);
+    second.destroy(&adopted[0]).await.expect("destroy");
+}
+
 #[tokio::test]
 async fn a_new_provider_adopts_live_sandboxes_and_deletes_expired_and_dead_ones() {
     let fake = FakeKube::start(runnerd()).await;

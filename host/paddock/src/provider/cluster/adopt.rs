@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use futures_util::future::join_all;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::ListParams;
+use kube::api::{ListParams, Patch, PatchParams};
 use paddock_runnerd::client::Client;
 
 use super::manifest::{
@@ -34,6 +34,27 @@ const HEALTH_TIMEOUT: Duration = Duration::from_secs(5);
 const API_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Inner {
+    /// Records a new expiry on the pod (its annotation is what a restarted
+    /// host adopts by).
+    pub(super) async fn extend(
+        &self,
+        sandbox: &Sandbox,
+        expires_at_ms: u64,
+    ) -> Result<(), ProviderError> {
+        let patch = serde_json::json!({
+            "metadata": { "annotations": { ANN_EXPIRES: expires_at_ms.to_string() } }
+        });
+        api(self
+            .pods
+            .patch(&sandbox.id, &PatchParams::default(), &Patch::Merge(&patch)))
+        .await
+        .map(|_| ())
+        .map_err(|message| ProviderError::Io {
+            context: format!("recording the new expiry of sandbox {}", sandbox.id),
+            source: std::io::Error::other(message),
+        })
+    }
+
     pub(super) async fn adopt(&self) -> Result<Vec<Sandbox>, ProviderError> {
         let unavailable = |what: &str, err: String| ProviderError::Unavailable {
             provider: KIND,

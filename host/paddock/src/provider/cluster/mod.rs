@@ -180,6 +180,11 @@ impl SandboxProvider for ClusterProvider {
         self.inner.adopt().await
     }
 
+    /// Patches the pod's expiry annotation.
+    async fn extend(&self, sandbox: &Sandbox, expires_at_ms: u64) -> Result<(), ProviderError> {
+        self.inner.extend(sandbox, expires_at_ms).await
+    }
+
     /// Why the watch saw the sandbox's pod die; `None` while it runs, and
     /// again once the sandbox was destroyed.
     fn lost(&self, sandbox: &Sandbox) -> Option<String> {
