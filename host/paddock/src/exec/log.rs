@@ -138,6 +138,20 @@ impl<E: Weigh> EventLog<E> {
     /// Appends `event` and returns its sequence number, or `None` if the log
     /// is closed (the exec already ended).
     pub fn push(&self, event: E) -> Option<u64> {
+        self.append(event, true)
+    }
+
+    /// Appends the terminal event and closes the log. It evicts nothing
+    /// (the ring may exceed its bounds by this one event): a writer that
+    /// ends cannot wait for room, and its last event must not cost a slow
+    /// reader a gap.
+    pub fn push_last(&self, event: E) -> Option<u64> {
+        let seq = self.append(event, false);
+        self.close();
+        seq
+    }
+
+    fn append(&self, event: E, evict: bool) -> Option<u64> {
         let seq = {
             let mut state = self.lock();
             if state.closed {
@@ -147,7 +161,8 @@ impl<E: Weigh> EventLog<E> {
             state.next_seq += 1;
             state.bytes += event.weight();
             state.ring.push_back(Arc::new(Entry { seq, event }));
-            while state.ring.len() > 1
+            while evict
+                && state.ring.len() > 1
                 && (state.ring.len() > self.limits.max_events
                     || state.bytes > self.limits.max_bytes)
             {
@@ -461,6 +476,23 @@ mod tests {
         }
         writer.await.unwrap();
         assert_eq!(got, (0..50).map(|i| i.to_string()).collect::<Vec<_>>());
+    }
+
+    #[tokio::test]
+    async fn the_last_event_evicts_nothing_a_reader_still_needs() {
+        let log = log(2, usize::MAX);
+        let mut sub = log.subscribe(0);
+        log.push("a".to_owned());
+        log.push("b".to_owned());
+        log.push_last("end".to_owned());
+        let mut events = 0;
+        while let Some(delivery) = sub.next().await {
+            match delivery {
+                Delivery::Event(_) => events += 1,
+                Delivery::Gap { from, to } => panic!("a gap {from}..={to} before the last event"),
+            }
+        }
+        assert_eq!(events, 3);
     }
 
     #[tokio::test]

@@ -222,8 +222,7 @@ impl Exec {
             record.exit = Some(exit);
             record.ended_at_ms = Some(unix_ms());
         }
-        self.log.push(ExecEvent::exit(&exit));
-        self.log.close();
+        self.log.push_last(ExecEvent::exit(&exit));
         self.ended.send_replace(true);
         true
     }
