@@ -234,21 +234,14 @@ async fn the_real_claude_cli_runs_a_tool_and_answers_through_the_host() {
 /// Makes sure the pinned CLI is installed in the cache and returns the
 /// directory holding its native `claude` binary; `None` means skip.
 fn install_claude_code() -> Option<PathBuf> {
-    // Beside the build cache; but a sandbox confined by bubblewrap has a
-    // /tmp of its own, so a cache under /tmp would be invisible to the CLI
-    // run inside it: then the user's cache directory instead.
-    let target = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .parent()
-        .expect("CARGO_TARGET_TMPDIR has a parent")
-        .to_owned();
-    let target = if target.starts_with("/tmp") {
-        let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("/root"), PathBuf::from);
-        let dir = home.join(".cache/paddock/agents");
-        std::fs::create_dir_all(&dir).unwrap();
-        dir
-    } else {
-        target
-    };
+    // Beside the build cache, where the CLI run in a sandbox sees it.
+    let target = common::seen_by_sandboxes(
+        Path::new(env!("CARGO_TARGET_TMPDIR"))
+            .parent()
+            .expect("CARGO_TARGET_TMPDIR has a parent")
+            .to_owned(),
+        "agents",
+    );
     let root = target.join(format!("claude-code-{VERSION}"));
     // One installer at a time across test processes; the lock goes with
     // the file descriptor.

@@ -11,6 +11,7 @@ mod common;
 #[path = "common/fake_kube.rs"]
 mod fake_kube;
 
+use common::runnerd;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -22,8 +23,7 @@ use paddock::provider::{
     ClusterConfig, ClusterProvider, NetworkPolicy, ProviderError, Resources, Sandbox,
     SandboxProvider, SandboxSpec, default_runnerd_path,
 };
-use paddock_runnerd::client::Client;
-use paddock_runnerd::proto::{ExecRequest, ExitReason, Frame};
+use paddock_runnerd::proto::ExitReason;
 
 const NS: &str = "sandboxes";
 
@@ -214,36 +214,9 @@ fn provider(fake: &FakeKube, start_timeout_secs: u64) -> ClusterProvider {
     )
 }
 
-/// Runs `sh -c script` in the sandbox; its stdout and how it ended.
+/// Runs `sh -c script` in the sandbox; its output and how it ended.
 async fn run(sandbox: &Sandbox, script: &str) -> (String, ExitReason) {
-    let client = Client::new(sandbox.endpoint.clone(), sandbox.token.clone());
-    let exec = client
-        .create_exec(&ExecRequest {
-            argv: vec!["sh".into(), "-c".into(), script.into()],
-            ..ExecRequest::default()
-        })
-        .await
-        .expect("create exec");
-    let frames = tokio::time::timeout(
-        Duration::from_secs(30),
-        client.frames(&exec.id, 0).await.expect("attach").collect(),
-    )
-    .await
-    .expect("the exec ends in time")
-    .expect("frames decode");
-    let mut stdout = Vec::new();
-    let mut reason = None;
-    for frame in frames {
-        match frame {
-            Frame::Stdout { data, .. } => stdout.extend_from_slice(&data),
-            Frame::Exit { exit, .. } => reason = Some(exit.reason),
-            _ => {}
-        }
-    }
-    (
-        String::from_utf8_lossy(&stdout).into_owned(),
-        reason.expect("a terminal frame"),
-    )
+    runnerd::run(sandbox, script, runnerd::Output::Stdout).await
 }
 
 /// Whether nothing of sandbox `id` is left in the fake.

@@ -7,6 +7,7 @@
 
 mod common;
 
+use common::runnerd;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -16,7 +17,7 @@ use paddock::provider::{
     SandboxProvider, SandboxSpec,
 };
 use paddock_runnerd::client::Client;
-use paddock_runnerd::proto::{ExecRequest, ExitReason, Frame};
+use paddock_runnerd::proto::ExitReason;
 
 /// A provider on the test service with an instance of its own, whose
 /// containers are removed when it is dropped (also when a test fails).
@@ -74,38 +75,9 @@ fn spec(session: &str, owner: &str, network: NetworkPolicy) -> SandboxSpec {
     }
 }
 
-/// Runs `script` under `sh -c` through runnerd; stdout and how it ended.
+/// Runs `sh -c script` in the sandbox; its output and how it ended.
 async fn run(sandbox: &Sandbox, script: &str) -> (String, ExitReason) {
-    let client = Client::new(sandbox.endpoint.clone(), sandbox.token.clone());
-    let exec = client
-        .create_exec(&ExecRequest {
-            argv: vec!["sh".into(), "-c".into(), script.into()],
-            ..ExecRequest::default()
-        })
-        .await
-        .expect("create exec");
-    let frames = tokio::time::timeout(
-        Duration::from_secs(30),
-        client.frames(&exec.id, 0).await.expect("attach").collect(),
-    )
-    .await
-    .expect("the exec ends in time")
-    .expect("frames decode");
-    let mut stdout = Vec::new();
-    let mut reason = None;
-    for frame in frames {
-        match frame {
-            Frame::Stdout { data, .. } | Frame::Stderr { data, .. } => {
-                stdout.extend_from_slice(&data)
-            }
-            Frame::Exit { exit, .. } => reason = Some(exit.reason),
-            _ => {}
-        }
-    }
-    (
-        String::from_utf8_lossy(&stdout).into_owned(),
-        reason.expect("a terminal frame"),
-    )
+    runnerd::run(sandbox, script, runnerd::Output::Both).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,6 +6,9 @@
 //! machine, once more confined; the confined runs are skipped with a printed
 //! reason where it does not.
 
+#[path = "common/runnerd.rs"]
+mod runnerd;
+
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -16,7 +19,7 @@ use paddock::provider::{
     Sandbox, SandboxProvider, SandboxSpec, default_runnerd_path,
 };
 use paddock_runnerd::client::Client;
-use paddock_runnerd::proto::{ExecRequest, ExitReason, Frame};
+use paddock_runnerd::proto::ExitReason;
 
 /// A temporary provider root. Dropping it also SIGKILLs every process still
 /// naming it, so a failing test leaks no runnerd.
@@ -100,36 +103,9 @@ fn client(sandbox: &Sandbox) -> Client {
     Client::new(sandbox.endpoint.clone(), sandbox.token.clone())
 }
 
-/// Runs `sh -c script` in the sandbox; its stdout and how it ended.
+/// Runs `sh -c script` in the sandbox; its output and how it ended.
 async fn run(sandbox: &Sandbox, script: &str) -> (String, ExitReason) {
-    let client = client(sandbox);
-    let exec = client
-        .create_exec(&ExecRequest {
-            argv: vec!["sh".into(), "-c".into(), script.into()],
-            ..ExecRequest::default()
-        })
-        .await
-        .expect("create exec");
-    let frames = tokio::time::timeout(
-        Duration::from_secs(30),
-        client.frames(&exec.id, 0).await.expect("attach").collect(),
-    )
-    .await
-    .expect("the exec ends in time")
-    .expect("frames decode");
-    let mut stdout = Vec::new();
-    let mut reason = None;
-    for frame in frames {
-        match frame {
-            Frame::Stdout { data, .. } => stdout.extend_from_slice(&data),
-            Frame::Exit { exit, .. } => reason = Some(exit.reason),
-            _ => {}
-        }
-    }
-    (
-        String::from_utf8_lossy(&stdout).into_owned(),
-        reason.expect("a terminal frame"),
-    )
+    runnerd::run(sandbox, script, runnerd::Output::Stdout).await
 }
 
 fn sandbox_dir(provider: &LocalProcessProvider, sandbox: &Sandbox) -> PathBuf {

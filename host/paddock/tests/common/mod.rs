@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use futures_util::StreamExt;
 
 pub mod podman;
+pub mod runnerd;
 use serde_json::{Value, json};
 
 pub const ALICE: &str = "token-alice-0001";
@@ -251,16 +252,23 @@ pub fn assert_claude_golden(events: &[SseEvent], name: &str) -> Vec<Value> {
     golden
 }
 
-/// A temporary directory that a sandbox confined by bubblewrap also sees:
-/// under the build's temp dir, unless that is under /tmp (a confined
-/// sandbox has a /tmp of its own), then under `~/.cache/paddock/tmp`.
-pub fn visible_tempdir() -> tempfile::TempDir {
-    let mut base = PathBuf::from(env!("CARGO_TARGET_TMPDIR"));
-    if base.starts_with("/tmp") {
+/// `preferred`, unless it is under /tmp (a sandbox confined by bubblewrap
+/// has a /tmp of its own, so it would not see it): then
+/// `~/.cache/paddock/<fallback>`. Created either way.
+pub fn seen_by_sandboxes(preferred: PathBuf, fallback: &str) -> PathBuf {
+    let dir = if preferred.starts_with("/tmp") {
         let home = std::env::var_os("HOME").map_or_else(|| PathBuf::from("/root"), PathBuf::from);
-        base = home.join(".cache/paddock/tmp");
-    }
-    std::fs::create_dir_all(&base).unwrap();
+        home.join(".cache/paddock").join(fallback)
+    } else {
+        preferred
+    };
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A temporary directory that a sandbox confined by bubblewrap also sees.
+pub fn visible_tempdir() -> tempfile::TempDir {
+    let base = seen_by_sandboxes(PathBuf::from(env!("CARGO_TARGET_TMPDIR")), "tmp");
     tempfile::tempdir_in(base).unwrap()
 }
 
