@@ -127,6 +127,17 @@ impl Drop for LinkProcess {
     }
 }
 
+/// Waits until the host says alice's link takes requests (its control
+/// connection comes up just after it registered).
+async fn wait_connected(host: &Host) {
+    let connected = eventually(Duration::from_secs(10), async || {
+        let (_, me) = host.call("GET", "/v1/links/me", ALICE, None).await;
+        me["connected"] == true
+    })
+    .await;
+    assert!(connected, "the link's control connection came up");
+}
+
 async fn resolve(host: &Host, agent: &str) -> (u16, Value) {
     host.call(
         "POST",
@@ -223,7 +234,7 @@ async fn a_desktop_session_runs_on_the_link_and_streams_through_the_host() {
     );
     let desktop = Desktop::new();
     let (mut link, _) = desktop.link(&host);
-    // The control connection comes up right after registration.
+    wait_connected(&host).await;
     let desktop_sandboxes = desktop.dir.path().join("data/sandboxes");
 
     let (status, body) = host
@@ -245,23 +256,13 @@ async fn a_desktop_session_runs_on_the_link_and_streams_through_the_host() {
         .await;
     assert_eq!(view["provider"], "user-desktop", "{view}");
 
-    let mut ran = None;
-    let started = eventually(Duration::from_secs(10), async || {
-        let (status, body) = host
-            .call(
-                "POST",
-                &format!("/v1/sessions/{session}/execs"),
-                ALICE,
-                Some(json_body(&["sh", "-c", "echo on the desktop; pwd"])),
-            )
-            .await;
-        ran = Some(body);
-        status == 201
-    })
-    .await;
-    let body = ran.unwrap_or_default();
-    assert!(started, "the exec started on the desktop: {body}");
-    let exec = body["id"].as_str().unwrap().to_owned();
+    let exec = host
+        .exec(
+            ALICE,
+            &session,
+            json_body(&["sh", "-c", "echo on the desktop; pwd"]),
+        )
+        .await;
     let events = host.collect(ALICE, &session, &exec).await;
     let out = stdout(&events);
     assert!(out.starts_with("on the desktop\n"), "{out:?}");
@@ -402,26 +403,14 @@ async fn a_dropped_link_connection_loses_no_events() {
     let relay = Relay::start(&host.url).await;
     let desktop = Desktop::new();
     let (mut link, _) = desktop.link_to(&relay.url);
+    wait_connected(&host).await;
     let session = host
         .create_session(ALICE, json!({ "preference": "user-desktop" }))
         .await;
     let script = "for i in $(seq 1 30); do echo line $i; sleep 0.1; done";
-    let mut exec = None;
-    let started = eventually(Duration::from_secs(10), async || {
-        let (status, body) = host
-            .call(
-                "POST",
-                &format!("/v1/sessions/{session}/execs"),
-                ALICE,
-                Some(json_body(&["sh", "-c", script])),
-            )
-            .await;
-        exec = body["id"].as_str().map(str::to_owned);
-        status == 201
-    })
-    .await;
-    assert!(started);
-    let exec = exec.unwrap();
+    let exec = host
+        .exec(ALICE, &session, json_body(&["sh", "-c", script]))
+        .await;
 
     let mut sse = host.events(ALICE, &session, &exec, None).await;
     let mut events = Vec::new();
@@ -473,6 +462,7 @@ async fn a_listening_link_is_called_directly_where_the_operator_allows_it() {
         "[links]\nallow_direct = true\n",
     );
     let (mut link, _) = desktop.link_with(&host.url, &["--listen", "127.0.0.1:0"]);
+    wait_connected(&host).await;
     let session = host
         .create_session(ALICE, json!({ "preference": "user-desktop" }))
         .await;

@@ -70,12 +70,16 @@ pub struct LinkStatus {
     pub capabilities: Capabilities,
     pub registered_at_ms: u64,
     pub last_seen_ms: u64,
+    /// Whether requests reach it now: its control connection is up (or the
+    /// host calls it directly). Sessions run there only then.
+    pub connected: bool,
 }
 
 impl LinkStatus {
     fn of(link: Link, state: &AppState) -> Self {
         Self {
             online: state.dispatcher.links().is_online(&link, unix_ms()),
+            connected: state.connections.reachable(&link),
             id: link.id,
             capabilities: link.capabilities,
             registered_at_ms: link.registered_at_ms,

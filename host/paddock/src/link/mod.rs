@@ -14,6 +14,5 @@ pub use dispatch::{
     DispatchError, DispatchTarget, Dispatcher, Pins, Preference, RunsIn, USER_DESKTOP,
 };
 pub use registry::{
-    AgentCli, Capabilities, DEFAULT_LINK_TTL, Link, LinkError, LinkRegistry, LinkView,
-    MemoryRegistry,
+    AgentCli, Capabilities, DEFAULT_LINK_TTL, Link, LinkError, LinkRegistry, MemoryRegistry,
 };

@@ -56,19 +56,6 @@ impl Capabilities {
     }
 }
 
-/// A registered link, as the API shows it (never its secret).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
-pub struct LinkView {
-    pub id: String,
-    pub owner: String,
-    pub online: bool,
-    pub capabilities: Capabilities,
-    pub registered_at_ms: u64,
-    pub last_seen_ms: u64,
-    /// Whether its control connection is up (requests can reach it now).
-    pub connected: bool,
-}
-
 /// A link and its secret, inside the host.
 #[derive(Clone)]
 pub struct Link {
