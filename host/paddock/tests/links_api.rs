@@ -77,7 +77,10 @@ async fn a_link_is_online_while_it_heartbeats_and_dispatch_says_why_not() {
     assert_eq!(status, 200);
     assert_eq!(me["id"], id.as_str());
     assert_eq!(me["online"], true);
-    assert_eq!(me["connected"], false, "it never opened its control connection");
+    assert_eq!(
+        me["connected"], false,
+        "it never opened its control connection"
+    );
     assert!(me.get("link_secret").is_none() && !me.to_string().contains(&secret));
     let (status, _) = host.call("GET", "/v1/links/me", BOB, None).await;
     assert_eq!(status, 404, "a link is its owner's only");

@@ -48,7 +48,8 @@ pub struct LinkArgs {
     pub listen: Option<std::net::SocketAddr>,
 }
 
-#[derive(Debug, Deserialize)]
+/// No `Debug`: it holds the link secret, which must never reach a log.
+#[derive(Deserialize)]
 struct Registered {
     link_id: String,
     link_secret: String,

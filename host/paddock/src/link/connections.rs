@@ -155,7 +155,7 @@ impl Connections {
                 Ok(Message::Close(_)) | Err(_) => break,
                 Ok(_) => continue,
             };
-            if let Err(e) = dispatch(&conn, &bytes).await {
+            if let Err(e) = dispatch(&conn, bytes).await {
                 tracing::warn!(link = %link_id, error = %e, "dropping the link's connection");
                 break;
             }
@@ -245,20 +245,25 @@ async fn direct(
     headers: Vec<(String, String)>,
     body: Bytes,
 ) -> Result<LinkResponse, TransportError> {
-    static CLIENT: std::sync::LazyLock<reqwest::Client> = std::sync::LazyLock::new(|| {
-        reqwest::Client::builder()
-            .connect_timeout(std::time::Duration::from_secs(10))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap_or_default()
-    });
+    // No redirects: a link's address must not send the host elsewhere.
+    static CLIENT: std::sync::LazyLock<Result<reqwest::Client, String>> =
+        std::sync::LazyLock::new(|| {
+            reqwest::Client::builder()
+                .connect_timeout(std::time::Duration::from_secs(10))
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .map_err(|e| e.to_string())
+        });
     let broken = |message: String| TransportError::Broken {
         link: link_id.to_owned(),
         message,
     };
+    let client = CLIENT
+        .as_ref()
+        .map_err(|e| broken(format!("no HTTP client: {e}")))?;
     let method =
         reqwest::Method::from_bytes(method.as_bytes()).map_err(|e| broken(e.to_string()))?;
-    let mut request = CLIENT
+    let mut request = client
         .request(method, format!("{}{path}", endpoint.trim_end_matches('/')))
         .body(body);
     for (name, value) in headers {
@@ -294,8 +299,8 @@ async fn direct(
 }
 
 /// Routes one message from the link to its stream.
-async fn dispatch(conn: &Conn, message: &[u8]) -> Result<(), wire::WireError> {
-    let (kind, stream, payload) = wire::decode(message)?;
+async fn dispatch(conn: &Conn, message: Bytes) -> Result<(), wire::WireError> {
+    let (kind, stream, payload) = wire::decode(&message)?;
     match kind {
         Kind::Head => {
             let head: ResponseHead = serde_json::from_slice(payload)
@@ -316,7 +321,8 @@ async fn dispatch(conn: &Conn, message: &[u8]) -> Result<(), wire::WireError> {
             // A reader that went away is not an error: its cancel is on
             // the way to the link.
             if let Some(tx) = sender
-                && tx.send(Ok(Bytes::copy_from_slice(payload))).await.is_err()
+                // The body chunk is the message's own bytes: no copy.
+                && tx.send(Ok(message.slice(wire::HEADER_LEN..))).await.is_err()
             {
                 conn.streams().remove(&stream);
             }

@@ -233,11 +233,9 @@ impl DesktopSide {
             return axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response();
         };
         let chunks = futures_util::stream::unfold(messages, |mut messages| async move {
-            let message = messages.recv().await?;
+            let message = bytes::Bytes::from(messages.recv().await?);
             match wire::decode(&message) {
-                Ok((Kind::Data, _, payload)) => {
-                    Some((Ok(bytes::Bytes::copy_from_slice(payload)), messages))
-                }
+                Ok((Kind::Data, _, _)) => Some((Ok(message.slice(wire::HEADER_LEN..)), messages)),
                 Ok((Kind::Error, _, payload)) => Some((
                     Err(std::io::Error::other(
                         String::from_utf8_lossy(payload).into_owned(),

@@ -16,6 +16,9 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Bytes before a message's payload: kind and stream id.
+pub const HEADER_LEN: usize = 5;
+
 /// Largest request body the host sends over a link (a file write).
 pub const MAX_REQUEST_BODY: usize = 64 << 20;
 
@@ -60,7 +63,7 @@ pub struct ResponseHead {
 
 /// Encodes one message.
 pub fn encode(kind: Kind, stream: u32, payload: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(5 + payload.len());
+    let mut out = Vec::with_capacity(HEADER_LEN + payload.len());
     out.push(kind as u8);
     out.extend_from_slice(&stream.to_be_bytes());
     out.extend_from_slice(payload);
@@ -77,13 +80,13 @@ pub fn encode_request(stream: u32, head: &RequestHead, body: &[u8]) -> Vec<u8> {
 
 /// Splits a message into kind, stream and payload.
 pub fn decode(message: &[u8]) -> Result<(Kind, u32, &[u8]), WireError> {
-    if message.len() < 5 {
+    if message.len() < HEADER_LEN {
         return Err(WireError("message shorter than its header".into()));
     }
     let kind = Kind::from_byte(message[0])
         .ok_or_else(|| WireError(format!("unknown message kind {}", message[0])))?;
     let stream = u32::from_be_bytes([message[1], message[2], message[3], message[4]]);
-    Ok((kind, stream, &message[5..]))
+    Ok((kind, stream, &message[HEADER_LEN..]))
 }
 
 /// Splits a request payload into its head and body.
