@@ -13,6 +13,7 @@ use axum::body::Body;
 use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use axum::serve::ListenerExt as _;
 use subtle::ConstantTimeEq;
 
 use super::connections::{Connections, TransportError};
@@ -79,8 +80,6 @@ impl Tunnel {
         self.tokens.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
-
-use axum::serve::ListenerExt as _;
 
 fn bearer(headers: &HeaderMap) -> Option<&str> {
     headers
