@@ -238,6 +238,27 @@ async fn eventually(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
     check()
 }
 
+/// Provisions on a fake whose pods end up as `outcome`, with a start
+/// budget of `budget_secs`; the provisioning error and how long it took.
+async fn failed_provision(
+    fake: &FakeKube,
+    outcome: Outcome,
+    budget_secs: u64,
+    network: NetworkPolicy,
+) -> (String, Duration) {
+    fake.set_behavior(Behavior {
+        outcome,
+        ..Behavior::default()
+    });
+    let started = Instant::now();
+    let message = provision_error(
+        provider(fake, budget_secs)
+            .provision(&spec("ses_failing", network))
+            .await,
+    );
+    (message, started.elapsed())
+}
+
 fn provision_error(result: Result<Sandbox, ProviderError>) -> String {
     match result {
         Ok(sandbox) => panic!("provisioned {sandbox:?}"),
@@ -405,16 +426,8 @@ async fn an_abandoned_provision_cleans_up_after_itself() {
 #[tokio::test]
 async fn an_unschedulable_pod_fails_with_the_schedulers_reason() {
     let fake = FakeKube::start(runnerd()).await;
-    fake.set_behavior(Behavior {
-        outcome: Outcome::Unschedulable,
-        ..Behavior::default()
-    });
-    let provider = provider(&fake, 1);
-    let message = provision_error(
-        provider
-            .provision(&spec("ses_u", NetworkPolicy::None))
-            .await,
-    );
+    let (message, _) =
+        failed_provision(&fake, Outcome::Unschedulable, 1, NetworkPolicy::None).await;
     assert!(message.contains("was not scheduled"), "{message}");
     assert!(
         message.contains("Unschedulable: 0/3 nodes are available"),
@@ -428,18 +441,9 @@ async fn an_unschedulable_pod_fails_with_the_schedulers_reason() {
 #[tokio::test]
 async fn image_pull_backoff_fails_without_waiting_for_the_budget() {
     let fake = FakeKube::start(runnerd()).await;
-    fake.set_behavior(Behavior {
-        outcome: Outcome::ImagePullBackOff,
-        ..Behavior::default()
-    });
-    let provider = provider(&fake, 30);
-    let started = Instant::now();
-    let message = provision_error(
-        provider
-            .provision(&spec("ses_i", NetworkPolicy::Egress))
-            .await,
-    );
-    assert!(started.elapsed() < Duration::from_secs(5), "fails fast");
+    let (message, took) =
+        failed_provision(&fake, Outcome::ImagePullBackOff, 30, NetworkPolicy::Egress).await;
+    assert!(took < Duration::from_secs(5), "fails fast");
     assert!(message.contains("ImagePullBackOff"), "{message}");
     assert!(message.contains("paddock-sandbox:latest"), "{message}");
     assert!(fake.names("pods", NS).is_empty());
@@ -449,18 +453,8 @@ async fn image_pull_backoff_fails_without_waiting_for_the_budget() {
 #[tokio::test]
 async fn a_pod_whose_runnerd_exits_fails_with_its_exit_code() {
     let fake = FakeKube::start(runnerd()).await;
-    fake.set_behavior(Behavior {
-        outcome: Outcome::Crash,
-        ..Behavior::default()
-    });
-    let provider = provider(&fake, 20);
-    let started = Instant::now();
-    let message = provision_error(
-        provider
-            .provision(&spec("ses_c", NetworkPolicy::Egress))
-            .await,
-    );
-    assert!(started.elapsed() < Duration::from_secs(10), "fails fast");
+    let (message, took) = failed_provision(&fake, Outcome::Crash, 20, NetworkPolicy::Egress).await;
+    assert!(took < Duration::from_secs(10), "fails fast");
     assert!(
         message.contains("Failed") && message.contains("exited with code"),
         "{message}"
