@@ -11,9 +11,12 @@ use crate::error::PluginError;
 
 /// The value of `key`, if the operator set it.
 pub fn get(key: &str) -> Option<String> {
-    #[cfg(all(target_arch = "wasm32", feature = "provider"))]
-    return crate::glue::provider::config_get(key);
-    #[cfg(all(target_arch = "wasm32", not(feature = "provider")))]
+    #[cfg(all(target_arch = "wasm32", any(feature = "broker", feature = "provider")))]
+    return crate::glue::config_get(key);
+    #[cfg(all(
+        target_arch = "wasm32",
+        not(any(feature = "broker", feature = "provider"))
+    ))]
     return {
         let _ = key;
         None

@@ -197,13 +197,16 @@ impl From<HttpError> for PluginError {
 /// [`HttpError`] when no response came; an HTTP error status is an `Ok`
 /// response (check [`Response::is_success`]).
 pub fn send(req: &Request) -> Result<Response, HttpError> {
-    #[cfg(all(target_arch = "wasm32", feature = "provider"))]
-    return crate::glue::provider::http_send(req);
-    #[cfg(all(target_arch = "wasm32", not(feature = "provider")))]
+    #[cfg(all(target_arch = "wasm32", any(feature = "broker", feature = "provider")))]
+    return crate::glue::http_send(req);
+    #[cfg(all(
+        target_arch = "wasm32",
+        not(any(feature = "broker", feature = "provider"))
+    ))]
     return {
         let _ = req;
         Err(HttpError::InvalidRequest(
-            "paddock-sdk was built without a world that imports outgoing-http (enable its `provider` feature)".into(),
+            "paddock-sdk was built without a world that imports outgoing-http (enable its `broker` or `provider` feature)".into(),
         ))
     };
     #[cfg(not(target_arch = "wasm32"))]

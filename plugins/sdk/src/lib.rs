@@ -4,15 +4,19 @@
 //! against the WIT package `paddock:plugin` (the `wit/` directory of the
 //! Paddock repository). This crate hides the generated bindings: an agent
 //! adapter is an implementation of [`agent::AgentAdapter`] plus one
-//! [`export_agent!`] call, a sandbox provider one of
-//! [`provider::SandboxProvider`] plus one [`export_provider!`] call, and the
-//! same code builds natively for tests (host imports then call the mock host
-//! of [`testing::provider`]).
+//! [`export_agent!`] call, a credential broker one of
+//! [`broker::CredentialBroker`] plus one [`export_broker!`] call, a sandbox
+//! provider one of [`provider::SandboxProvider`] plus one
+//! [`export_provider!`] call, and the same code builds natively for tests
+//! (host imports then call the mock hosts of [`testing::broker`] and
+//! [`testing::provider`]).
 //!
-//! Features pick the world whose glue is linked: `agent` (default) or
-//! `provider`. A provider plugin depends on the SDK with
-//! `default-features = false, features = ["provider"]`, so it carries no
-//! agent-world bindings, and an agent adapter none of the provider world.
+//! Features pick the world whose glue is linked: `agent` (default),
+//! `broker` or `provider`. A broker depends on the SDK with
+//! `default-features = false, features = ["broker"]`, so it carries no
+//! agent-world bindings; likewise a provider with `["provider"]`. Brokers and
+//! providers share [`http`], [`config`] and [`log`]; only brokers have
+//! [`secrets`].
 //!
 //! ```toml
 //! [lib]
@@ -28,12 +32,14 @@
 extern crate self as paddock_sdk;
 
 pub mod agent;
+pub mod broker;
 pub mod config;
 pub mod env;
 pub mod error;
 pub mod http;
 pub mod log;
 pub mod provider;
+pub mod secrets;
 pub mod testing;
 
 pub use error::PluginError;
@@ -68,5 +74,18 @@ macro_rules! export_provider {
         type __PaddockProviderComponent = $crate::glue::provider::Component<$provider>;
         #[cfg(target_arch = "wasm32")]
         $crate::glue::provider::__export_provider!(__PaddockProviderComponent);
+    };
+}
+
+/// Exports a [`broker::CredentialBroker`] as the plugin's
+/// `credential-broker`. Call it once, at the crate root; the SDK must be
+/// built with its `broker` feature. It expands to nothing on native targets.
+#[macro_export]
+macro_rules! export_broker {
+    ($broker:ty) => {
+        #[cfg(target_arch = "wasm32")]
+        type __PaddockBrokerComponent = $crate::glue::broker::Component<$broker>;
+        #[cfg(target_arch = "wasm32")]
+        $crate::glue::broker::__export_broker!(__PaddockBrokerComponent);
     };
 }

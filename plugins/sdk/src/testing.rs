@@ -14,6 +14,8 @@
 //! diff before committing it.
 
 #[cfg(not(target_arch = "wasm32"))]
+pub mod broker;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod provider;
 
 use std::collections::BTreeMap;

@@ -1,10 +1,10 @@
 //! `provider` world: [`Component`] implements the generated `Guest` trait
-//! for any [`SandboxProvider`], and the host imports (`container-runtime`,
-//! `outgoing-http`, `config`) are wrapped for the SDK's public modules.
+//! for any [`SandboxProvider`], and the `container-runtime` import is
+//! wrapped for [`crate::provider::runtime`]. `outgoing-http` and `config`,
+//! shared with the `broker` world, are wrapped in [`super`].
 
 use std::marker::PhantomData;
 
-use crate::http::{HttpError, Request, Response};
 use crate::provider::{self as sdk, SandboxProvider};
 
 pub mod bindings {
@@ -21,9 +21,7 @@ pub mod bindings {
 pub use bindings::__export_provider;
 
 use bindings::exports::paddock::plugin::sandbox_provider as wit;
-use bindings::paddock::plugin::config as wit_config;
 use bindings::paddock::plugin::container_runtime as wit_runtime;
-use bindings::paddock::plugin::outgoing_http as wit_http;
 use bindings::paddock::plugin::sandbox_types as wit_sandbox;
 use bindings::paddock::plugin::types as wit_types;
 
@@ -108,44 +106,6 @@ pub(crate) fn runtime_list() -> Result<Vec<sdk::SandboxHandle>, sdk::PluginError
         .map_err(error_from_wit)
 }
 
-pub(crate) fn http_send(req: &Request) -> Result<Response, HttpError> {
-    let req = wit_http::Request {
-        method: req.method.clone(),
-        url: req.url.clone(),
-        headers: to_kv(req.headers.iter().map(|(k, v)| (k, v))),
-        body: req.body.clone(),
-        timeout_ms: req.timeout_ms,
-    };
-    match wit_http::send(&req) {
-        Ok(resp) => Ok(Response {
-            status: resp.status,
-            headers: from_kv(resp.headers).collect(),
-            body: resp.body,
-        }),
-        Err(wit_http::HttpError::Denied(m)) => Err(HttpError::Denied(m)),
-        Err(wit_http::HttpError::InvalidRequest(m)) => Err(HttpError::InvalidRequest(m)),
-        Err(wit_http::HttpError::Timeout) => Err(HttpError::Timeout),
-        Err(wit_http::HttpError::Transport(m)) => Err(HttpError::Transport(m)),
-    }
-}
-
-pub(crate) fn config_get(key: &str) -> Option<String> {
-    wit_config::get(key)
-}
-
-fn to_kv<'a>(pairs: impl Iterator<Item = (&'a String, &'a String)>) -> Vec<wit_types::Kv> {
-    pairs
-        .map(|(k, v)| wit_types::Kv {
-            key: k.clone(),
-            value: v.clone(),
-        })
-        .collect()
-}
-
-fn from_kv(kvs: Vec<wit_types::Kv>) -> impl Iterator<Item = (String, String)> {
-    kvs.into_iter().map(|kv| (kv.key, kv.value))
-}
-
 fn resources_from_wit(r: wit_sandbox::Resources) -> sdk::Resources {
     sdk::Resources {
         cpu_millis: r.cpu_millis,
@@ -198,20 +158,4 @@ fn handle_from_wit(h: wit_sandbox::SandboxHandle) -> sdk::SandboxHandle {
     }
 }
 
-fn error_to_wit(e: sdk::PluginError) -> wit_types::PluginError {
-    match e {
-        sdk::PluginError::InvalidInput(m) => wit_types::PluginError::InvalidInput(m),
-        sdk::PluginError::Denied(m) => wit_types::PluginError::Denied(m),
-        sdk::PluginError::Unavailable(m) => wit_types::PluginError::Unavailable(m),
-        sdk::PluginError::Internal(m) => wit_types::PluginError::Internal(m),
-    }
-}
-
-fn error_from_wit(e: wit_types::PluginError) -> sdk::PluginError {
-    match e {
-        wit_types::PluginError::InvalidInput(m) => sdk::PluginError::InvalidInput(m),
-        wit_types::PluginError::Denied(m) => sdk::PluginError::Denied(m),
-        wit_types::PluginError::Unavailable(m) => sdk::PluginError::Unavailable(m),
-        wit_types::PluginError::Internal(m) => sdk::PluginError::Internal(m),
-    }
-}
+super::world_conversions!();

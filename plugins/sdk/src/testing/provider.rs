@@ -1,8 +1,10 @@
 //! A mock host for unit-testing provider plugins natively, with no wasm.
+//! (It is also the native host behind [`super::broker`], which adds
+//! secrets and scripted HTTP routes on top.)
 //!
 //! Natively, [`crate::provider::runtime`], [`crate::http::send`],
-//! [`crate::config::get`], [`crate::env::var`] and [`crate::log`] call the
-//! [`MockHost`] installed on the current thread. It has a small in-memory
+//! [`crate::config::get`], [`crate::env::var`], [`crate::secrets::get`] and
+//! [`crate::log`] call the [`MockHost`] installed on the current thread. It has a small in-memory
 //! container runtime (launch gives `mock-1`, `mock-2`, …; list, inspect and
 //! destroy see what was launched and not destroyed), answers HTTP with a
 //! closure the test gives (404 otherwise), and records every call.
@@ -40,6 +42,8 @@ pub enum Call {
     Http(Request),
     Config(String),
     Env(String),
+    /// A secret read (the name; values are never recorded).
+    Secret(String),
 }
 
 /// What the mock host answers with; build it, then [`install`](Self::install).
@@ -47,6 +51,7 @@ pub enum Call {
 pub struct MockHost {
     config: BTreeMap<String, String>,
     env: BTreeMap<String, String>,
+    secrets: BTreeMap<String, String>,
     sandboxes: BTreeMap<String, SandboxHandle>,
     http: Option<Rc<RefCell<HttpFn>>>,
     launch: Option<Rc<RefCell<LaunchFn>>>,
@@ -66,6 +71,13 @@ impl MockHost {
     /// A granted environment variable.
     pub fn env(mut self, name: &str, value: &str) -> Self {
         self.env.insert(name.to_owned(), value.to_owned());
+        self
+    }
+
+    /// A secret granted to the plugin (`secrets::get` answers it; any other
+    /// name is `denied`, as on the real host).
+    pub fn secret(mut self, name: &str, value: &str) -> Self {
+        self.secrets.insert(name.to_owned(), value.to_owned());
         self
     }
 
@@ -160,6 +172,14 @@ impl Mock {
     pub fn requests(&self) -> Vec<Request> {
         self.filter(|c| match c {
             Call::Http(r) => Some(r.clone()),
+            _ => None,
+        })
+    }
+
+    /// The names of the secrets read, in order.
+    pub fn secret_reads(&self) -> Vec<String> {
+        self.filter(|c| match c {
+            Call::Secret(name) => Some(name.clone()),
             _ => None,
         })
     }
@@ -287,6 +307,17 @@ pub(crate) mod host {
             s.host.env.get(name).cloned()
         })
         .flatten()
+    }
+
+    pub(crate) fn secret_get(name: &str) -> Result<String, PluginError> {
+        with(|s| {
+            s.calls.push(Call::Secret(name.to_owned()));
+            s.host.secrets.get(name).cloned()
+        })
+        .ok_or_else(|| PluginError::Unavailable(NOT_INSTALLED.into()))?
+        .ok_or_else(|| {
+            PluginError::Denied(format!("secret `{name}` is not granted to this plugin"))
+        })
     }
 
     pub(crate) fn log(level: Level, message: &str) {
