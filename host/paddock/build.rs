@@ -28,16 +28,19 @@ const BUILTINS: &[(&str, &str)] = &[
     ("agent-opencode", "opencode.wasm"),
     ("provider-hardened", "hardened.wasm"),
     ("provider-remote-runnerd", "remote-runnerd.wasm"),
+    ("broker-env", "env.wasm"),
+    ("broker-github-app", "github-app.wasm"),
+    ("broker-llm-gateway-litellm", "llm-gateway-litellm.wasm"),
 ];
 
 /// Built for the host's tests only, never embedded.
 ///
-/// All plugins, agent adapters and providers alike, build in one nested
-/// cargo invocation although cargo unifies features across it (so every
-/// plugin's SDK gets both its `agent` and `provider` glue): a component
+/// All plugins, of every kind, build in one nested cargo invocation
+/// although cargo unifies features across it (so every plugin's SDK gets
+/// the `agent`, `broker` and `provider` glue): a component
 /// exports only the world whose export macro it calls and imports only what
 /// it uses, so the extra glue changes nothing in any plugin.
-const TEST_PLUGINS: &[&str] = &["test-faults", "test-provider-faults"];
+const TEST_PLUGINS: &[&str] = &["test-faults", "test-provider-faults", "test-broker-faults"];
 
 fn main() {
     let manifest_dir =

@@ -185,9 +185,17 @@ pub struct PluginsConfig {
     /// Per-plugin limits, by plugin name.
     #[serde(default)]
     pub overrides: BTreeMap<String, LimitsOverride>,
-    /// Per-plugin capabilities, by plugin name. None by default.
+    /// Per-plugin capabilities, by plugin name. None by default. A broker
+    /// reads only the secrets its grant names:
+    /// `[plugins.grants.env] secrets = ["DB_PASSWORD"]`.
     #[serde(default)]
     pub grants: BTreeMap<String, PluginGrants>,
+    /// The operator's secrets file for brokers
+    /// (`secrets_file = "/etc/paddock/secrets.toml"`): a TOML table of
+    /// `NAME = "value"`, read on every lookup. Secret `NAME` comes from the
+    /// host's `PADDOCK_SECRET_NAME` first, then from this file. A file
+    /// readable by group or others is refused (chmod 600). Default: none.
+    pub secrets_file: Option<PathBuf>,
     /// Per-plugin settings read through the `config` import, by plugin name.
     #[serde(default)]
     pub config: BTreeMap<String, BTreeMap<String, String>>,

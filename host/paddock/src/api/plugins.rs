@@ -1,6 +1,6 @@
 //! `/v1/plugins`: what this host has loaded, for operators and platforms
-//! (which agents and providers exist, which file versions are active, which
-//! files were refused and why).
+//! (which agents, brokers and providers exist, which file versions are
+//! active, which files were refused and why).
 
 use axum::Json;
 use axum::extract::State;

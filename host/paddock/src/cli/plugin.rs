@@ -12,7 +12,7 @@ use paddock_sdk::agent::{ParseContext, ProcessEnd, RunSpec, UsageTotals};
 use wasmtime::component::Component;
 
 use crate::config::Config;
-use crate::plugin::{ComponentShape, PluginHost, PluginKind, sha256_hex};
+use crate::plugin::{ComponentShape, PluginHost, sha256_hex};
 
 #[derive(Debug, Subcommand)]
 pub enum PluginCommand {
@@ -137,7 +137,7 @@ async fn inspect(host: &PluginHost, file: &PathBuf) -> anyhow::Result<ExitCode> 
     if let Some(reason) = shape.incompatibility() {
         report["error"] = reason.into();
         ok = false;
-    } else if matches!(shape.kind, Some(PluginKind::Agent | PluginKind::Provider)) {
+    } else if shape.kind.is_some() {
         // Load it as the host would, outside the plugins directory, to show
         // its manifest or the reason it is refused.
         let scratch = tempfile::tempdir()?;

@@ -1,6 +1,6 @@
 //! What the operator lets a plugin touch. Deny by default: a plugin gets no
-//! filesystem, no environment and no network unless its entry in
-//! `[plugins.grants.<name>]` names them. Agent adapters need none.
+//! filesystem, no environment, no network and no secrets unless its entry
+//! in `[plugins.grants.<name>]` names them. Agent adapters need none.
 
 use std::path::PathBuf;
 
@@ -21,6 +21,12 @@ pub struct PluginGrants {
     /// `*.example.com`). Empty: none.
     #[serde(default)]
     pub allow_hosts: Vec<String>,
+    /// Secrets a broker may read through its `secrets` import, by exact
+    /// name (`secrets = ["DB_PASSWORD"]`); the value of `NAME` comes from
+    /// the host's `PADDOCK_SECRET_NAME` or `[plugins] secrets_file`. Empty:
+    /// none.
+    #[serde(default)]
+    pub secrets: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,6 +70,12 @@ impl PluginGrants {
         builder
     }
 
+    /// Whether the plugin may read secret `name`: listed exactly (no
+    /// wildcards: each secret is granted on purpose).
+    pub fn grants_secret(&self, name: &str) -> bool {
+        self.secrets.iter().any(|s| s == name)
+    }
+
     /// Whether `host` is on the allowlist: an exact name, or `*.suffix` for
     /// any subdomain of `suffix` (not `suffix` itself).
     pub fn allows_host(&self, host: &str) -> bool {
@@ -89,6 +101,18 @@ mod tests {
             allow_hosts: hosts.iter().map(|h| h.to_string()).collect(),
             ..PluginGrants::default()
         }
+    }
+
+    #[test]
+    fn secrets_are_denied_by_default_and_granted_by_exact_name() {
+        assert!(!PluginGrants::default().grants_secret("DB_PASSWORD"));
+        let g = PluginGrants {
+            secrets: vec!["DB_PASSWORD".into()],
+            ..PluginGrants::default()
+        };
+        assert!(g.grants_secret("DB_PASSWORD"));
+        assert!(!g.grants_secret("db_password"));
+        assert!(!g.grants_secret("DB_PASSWORD_2"));
     }
 
     #[test]

@@ -40,6 +40,12 @@ pub enum PluginError {
         available: Vec<String>,
     },
 
+    #[error("no credential broker named `{name}` (loaded: {})", available.join(", "))]
+    UnknownBroker {
+        name: String,
+        available: Vec<String>,
+    },
+
     #[error("plugin instance pool: {0}")]
     Engine(String),
 

@@ -2,6 +2,10 @@
 //! if its host is on the plugin's allowlist (`[plugins.grants.<name>]
 //! allow_hosts`); redirects are not followed (a redirect to a host off the
 //! list would be a way around it), and the response body is capped.
+//!
+//! Brokers and providers import the same interface: the broker world's
+//! bindings reuse the provider world's (`with:`), so this one `Host` impl
+//! serves both.
 
 use std::sync::LazyLock;
 use std::time::Duration;

@@ -5,11 +5,15 @@
 //! the built-ins and the plugins directory, hot-reloaded by [`watch`] — and
 //! hands out `Arc`s of the current version of each plugin. Every call runs
 //! under a deadline and a memory cap ([`PluginLimits`]); a plugin gets no
-//! filesystem, environment or network unless [`PluginGrants`] say so. A
+//! filesystem, environment, network or secrets unless [`PluginGrants`] say
+//! so. Agent adapters ([`AgentPlugin`]), credential brokers
+//! ([`BrokerPlugin`]) and sandbox providers ([`ProviderPlugin`]) share one
+//! runtime and one namespace of names. A
 //! failing plugin is an error for that call or that file, never for the
 //! host.
 
 mod agent;
+pub mod broker;
 mod builtin;
 mod cache;
 mod capabilities;
@@ -20,10 +24,12 @@ mod inspect;
 mod limits;
 pub mod provider;
 mod registry;
+pub mod secrets;
 mod store;
 mod watcher;
 
 pub use agent::{AgentParser, AgentPlugin};
+pub use broker::{BrokerInfo, BrokerPlugin, Credential, CredentialFile, Grant};
 pub use builtin::{Builtin, builtins};
 pub use cache::{CacheOutcome, ComponentCache, sha256_hex};
 pub use capabilities::{DirGrant, PluginGrants};

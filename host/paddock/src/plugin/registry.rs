@@ -16,6 +16,7 @@ use serde::Serialize;
 use wasmtime::component::{Component, Linker};
 
 use super::agent::{self, AgentPlugin};
+use super::broker::{self, BrokerPlugin, BrokerSettings};
 use super::cache::{CacheOutcome, sha256_hex};
 use super::engine::{EngineSettings, PluginEngine};
 use super::error::PluginError;
@@ -57,6 +58,7 @@ pub struct PluginSummary {
 #[derive(Debug, Clone)]
 pub enum Plugin {
     Agent(Arc<AgentPlugin>),
+    Broker(Arc<BrokerPlugin>),
     Provider(Arc<ProviderPlugin>),
 }
 
@@ -64,6 +66,7 @@ impl Plugin {
     pub fn name(&self) -> &str {
         match self {
             Plugin::Agent(p) => p.name(),
+            Plugin::Broker(p) => p.name(),
             Plugin::Provider(p) => p.name(),
         }
     }
@@ -71,6 +74,7 @@ impl Plugin {
     pub fn version(&self) -> &str {
         match self {
             Plugin::Agent(p) => &p.info().version,
+            Plugin::Broker(p) => &p.info().version,
             Plugin::Provider(p) => &p.info().version,
         }
     }
@@ -78,6 +82,7 @@ impl Plugin {
     pub fn kind(&self) -> PluginKind {
         match self {
             Plugin::Agent(_) => PluginKind::Agent,
+            Plugin::Broker(_) => PluginKind::Broker,
             Plugin::Provider(_) => PluginKind::Provider,
         }
     }
@@ -86,14 +91,23 @@ impl Plugin {
     pub fn manifest(&self) -> serde_json::Value {
         match self {
             Plugin::Agent(p) => serde_json::to_value(p.info()).unwrap_or_default(),
+            Plugin::Broker(p) => {
+                let info = p.info();
+                described(
+                    &info.name,
+                    &info.display_name,
+                    &info.version,
+                    &info.description,
+                )
+            }
             Plugin::Provider(p) => {
                 let info = p.info();
-                serde_json::json!({
-                    "name": info.name,
-                    "display_name": info.display_name,
-                    "version": info.version,
-                    "description": info.description,
-                })
+                described(
+                    &info.name,
+                    &info.display_name,
+                    &info.version,
+                    &info.description,
+                )
             }
         }
     }
@@ -101,6 +115,7 @@ impl Plugin {
     pub fn limits(&self) -> &PluginLimits {
         match self {
             Plugin::Agent(p) => p.limits(),
+            Plugin::Broker(p) => p.limits(),
             Plugin::Provider(p) => p.limits(),
         }
     }
@@ -109,10 +124,27 @@ impl Plugin {
     fn same(&self, other: &Plugin) -> bool {
         match (self, other) {
             (Plugin::Agent(a), Plugin::Agent(b)) => Arc::ptr_eq(a, b),
+            (Plugin::Broker(a), Plugin::Broker(b)) => Arc::ptr_eq(a, b),
             (Plugin::Provider(a), Plugin::Provider(b)) => Arc::ptr_eq(a, b),
             _ => false,
         }
     }
+}
+
+/// The manifest of a plugin whose `info()` is name, display name, version
+/// and description (brokers, providers).
+fn described(
+    name: &str,
+    display_name: &str,
+    version: &str,
+    description: &str,
+) -> serde_json::Value {
+    serde_json::json!({
+        "name": name,
+        "display_name": display_name,
+        "version": version,
+        "description": description,
+    })
 }
 
 #[derive(Clone)]
@@ -146,6 +178,7 @@ struct Catalog {
 pub struct PluginHost {
     engine: Arc<PluginEngine>,
     agent_linker: Linker<HostState>,
+    broker_linker: Linker<HostState>,
     provider_linker: Linker<HostState>,
     /// The engines provider plugins launch on; set once the host's own
     /// provider exists (after the plugins are loaded).
@@ -182,6 +215,7 @@ impl PluginHost {
         };
         let engine = Arc::new(PluginEngine::new(settings, cache_dir)?);
         let agent_linker = agent::linker(&engine)?;
+        let broker_linker = broker::linker(&engine)?;
         let provider_linker = provider::linker(&engine)?;
         if let Some(dir) = &dir {
             std::fs::create_dir_all(dir).map_err(|e| {
@@ -194,6 +228,7 @@ impl PluginHost {
         let mut host = PluginHost {
             engine,
             agent_linker,
+            broker_linker,
             provider_linker,
             runtime: Arc::new(OnceLock::new()),
             config: config.clone(),
@@ -245,6 +280,16 @@ impl PluginHost {
         }
     }
 
+    fn broker_settings(&self, name: &str) -> BrokerSettings {
+        let (limits, grants) = self.settings(name);
+        BrokerSettings {
+            limits,
+            grants,
+            config: Arc::new(self.config.config.get(name).cloned().unwrap_or_default()),
+            secrets_file: self.config.secrets_file.as_deref().map(Arc::from),
+        }
+    }
+
     fn settings(&self, name: &str) -> (PluginLimits, PluginGrants) {
         let limits = self
             .config
@@ -280,6 +325,18 @@ impl PluginHost {
             _ => Err(PluginError::UnknownProvider {
                 name: name.to_owned(),
                 available: names(&catalog, PluginKind::Provider),
+            }),
+        }
+    }
+
+    /// The current version of credential broker `name`.
+    pub fn broker(&self, name: &str) -> Result<Arc<BrokerPlugin>, PluginError> {
+        let catalog = self.current();
+        match catalog.plugins.get(name).map(|l| &l.plugin) {
+            Some(Plugin::Broker(plugin)) => Ok(plugin.clone()),
+            _ => Err(PluginError::UnknownBroker {
+                name: name.to_owned(),
+                available: names(&catalog, PluginKind::Broker),
             }),
         }
     }
@@ -380,12 +437,16 @@ impl PluginHost {
                 )
                 .await?,
             )),
-            Some(kind) => {
-                return Err(PluginError::load(
+            Some(PluginKind::Broker) => Plugin::Broker(Arc::new(
+                BrokerPlugin::load(
+                    &self.engine,
+                    &self.broker_linker,
+                    component,
                     source_name,
-                    format!("{kind} plugins are not run by this version of the host yet"),
-                ));
-            }
+                    |name| self.broker_settings(name),
+                )
+                .await?,
+            )),
             None => return Err(PluginError::load(source_name, "not a paddock plugin")),
         };
         Ok(Loaded {

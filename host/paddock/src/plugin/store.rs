@@ -14,6 +14,7 @@ use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::PluginGrants;
+use super::broker::BrokerCtx;
 use super::engine::PluginEngine;
 use super::error::PluginError;
 use super::limits::PluginLimits;
@@ -27,10 +28,13 @@ pub struct HostState {
     limiter: MemoryCap,
     /// When the call in progress must stop.
     deadline: Instant,
-    /// What the plugin may reach with `outgoing-http`.
+    /// What the plugin may reach with `outgoing-http` (and, for brokers,
+    /// which secrets it may read).
     pub(crate) grants: PluginGrants,
     /// Set for provider plugins: their runtime and config.
     pub(crate) provider: Option<ProviderCtx>,
+    /// Set for brokers: their config and the operator's secrets file.
+    pub(crate) broker: Option<BrokerCtx>,
 }
 
 impl HostState {
@@ -39,9 +43,18 @@ impl HostState {
         self.grants = grants;
     }
 
+    pub(crate) fn set_broker(&mut self, ctx: BrokerCtx, grants: PluginGrants) {
+        self.broker = Some(ctx);
+        self.grants = grants;
+    }
+
     /// The plugin's config (`[plugins.config.<name>]`).
     pub(crate) fn config(&self) -> Option<&BTreeMap<String, String>> {
-        self.provider.as_ref().map(|p| &*p.config)
+        match (&self.provider, &self.broker) {
+            (Some(p), _) => Some(&*p.config),
+            (None, Some(b)) => Some(&*b.config),
+            (None, None) => None,
+        }
     }
 
     /// Runs a host call the plugin made without charging its time to the
@@ -119,6 +132,7 @@ pub(crate) fn new_store(
             deadline: Instant::now(),
             grants: PluginGrants::default(),
             provider: None,
+            broker: None,
         },
     );
     store.limiter(|state| &mut state.limiter);
