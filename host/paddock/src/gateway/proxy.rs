@@ -402,10 +402,7 @@ impl Stream for Metered {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let polled = self.inner.as_mut().poll_next(cx);
         match &polled {
-            Poll::Ready(Some(Ok(chunk))) => {
-                let chunk = chunk.clone();
-                self.scanner.feed(&chunk);
-            }
+            Poll::Ready(Some(Ok(chunk))) => self.scanner.feed(chunk),
             Poll::Ready(Some(Err(_))) | Poll::Ready(None) => self.record(),
             Poll::Pending => {}
         }
