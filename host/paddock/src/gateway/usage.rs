@@ -198,7 +198,7 @@ impl UsageScanner {
     }
 
     fn feed_sse(&mut self, mut chunk: &[u8]) {
-        while let Some(at) = chunk.iter().position(|&b| b == b'\n') {
+        while let Some(at) = memchr::memchr(b'\n', chunk) {
             let head = &chunk[..at];
             chunk = &chunk[at + 1..];
             if self.oversized {
@@ -251,7 +251,7 @@ impl UsageScanner {
         if self.data.is_empty() {
             return;
         }
-        if contains(&self.data, b"\"usage\"")
+        if memchr::memmem::find(&self.data, b"\"usage\"").is_some()
             && let Ok(value) = serde_json::from_slice::<Value>(&self.data)
         {
             self.apply(&value);
@@ -350,10 +350,6 @@ impl UsageScanner {
         };
         self.found = true;
     }
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
 }
 
 #[cfg(test)]
