@@ -46,6 +46,9 @@ pub struct Config {
     pub sandbox: SandboxConfig,
     #[serde(default)]
     pub links: LinksConfig,
+    /// `[gateway]`: the built-in LLM gateway (provider keys stay on the host).
+    #[serde(default)]
+    pub gateway: crate::gateway::GatewayConfig,
 }
 
 /// `[links]`: users' desktops running `paddock link`.

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod exec;
+pub mod gateway;
 pub mod link;
 pub mod plugin;
 pub mod provider;

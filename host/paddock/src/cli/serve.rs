@@ -19,6 +19,7 @@ use axum::serve::ListenerExt;
 use crate::api::{self, AppState, Tokens};
 use crate::config::Config;
 use crate::config::PROVIDER_KINDS;
+use crate::gateway::Gateway;
 use crate::link::connections::Connections;
 use crate::link::tunnel::Tunnel;
 use crate::link::{Dispatcher, LinkRegistry, MemoryRegistry};
@@ -85,6 +86,10 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<ExitCode
         .context("re-adopting sessions")?;
     let sweeper = tokio::spawn(sweep(sessions.clone(), sweep_every));
 
+    // Provider keys stay on the host: sandboxes get session keys for this.
+    let gateway =
+        Gateway::open(config.gateway.clone(), &data_dir).context("opening the LLM gateway")?;
+
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let (router, _) = api::router(AppState {
         dispatcher,
@@ -99,6 +104,8 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<ExitCode
         .await
         .with_context(|| format!("listening on {}", config.listen()))?;
     let addr = listener.local_addr()?;
+    gateway.set_public_url(&format!("http://{addr}"));
+    let router = router.merge(gateway.router());
     let stop_signal = shutdown_signal()?;
     // One machine-readable line on stdout, for scripts and tests.
     println!(
@@ -123,6 +130,9 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<ExitCode
         .await
         .context("serving the API")?;
     sweeper.abort();
+    if let Err(err) = gateway.flush() {
+        tracing::warn!(error = %err, "cannot store the gateway's usage");
+    }
     tracing::info!("stopped; sandboxes keep running and are re-adopted at the next start");
     Ok(ExitCode::SUCCESS)
 }
