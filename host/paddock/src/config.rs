@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::plugin::{LimitsOverride, PluginGrants, PluginLimits};
 use crate::provider::local::{BwrapMode, UnknownBwrapMode};
 use crate::provider::{ClusterConfig, DockerConfig, Resources};
+pub use crate::secrets::SecretsConfig;
 
 /// Default data directory, relative to where the host starts.
 pub const DEFAULT_DATA_DIR: &str = ".paddock";
@@ -49,6 +50,8 @@ pub struct Config {
     /// `[gateway]`: the built-in LLM gateway (provider keys stay on the host).
     #[serde(default)]
     pub gateway: crate::gateway::GatewayConfig,
+    #[serde(default)]
+    pub secrets: SecretsConfig,
 }
 
 /// `[links]`: users' desktops running `paddock link`.
@@ -93,6 +96,10 @@ pub struct AuthConfig {
     /// stores it in `<data_dir>/api-token`.
     #[serde(default)]
     pub tokens: BTreeMap<String, String>,
+    /// Owners who may read every owner's audit records (`GET /v1/audit`).
+    /// With no tokens configured, the generated `admin` is one.
+    #[serde(default)]
+    pub operators: Vec<String>,
 }
 
 /// `[sessions]`: lifetimes, sweeps and resource profiles.

@@ -1,8 +1,10 @@
 //! Paddock: runs coding agents in sandboxes on behalf of a platform.
 //!
 //! This crate is the host. [`plugin`] runs the WebAssembly plugins (agent
-//! adapters, and later credential brokers and sandbox providers); [`config`]
-//! reads the operator's configuration; [`cli`] is the `paddock` command.
+//! adapters, credential brokers and sandbox providers); [`session`] the
+//! sessions and their execs; [`secrets`] grants, audit and redaction;
+//! [`config`] reads the operator's configuration; [`cli`] is the `paddock`
+//! command.
 
 pub mod api;
 pub mod cli;
@@ -13,4 +15,5 @@ pub mod gateway;
 pub mod link;
 pub mod plugin;
 pub mod provider;
+pub mod secrets;
 pub mod session;

@@ -16,7 +16,10 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| EnvFilter::new(default_level)),
         )
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
+        // Secrets issued to live sessions are masked in every log line.
+        .with_writer(paddock::secrets::logs::RedactingWriter::new(
+            std::io::stderr,
+        ))
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

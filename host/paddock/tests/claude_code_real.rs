@@ -228,6 +228,139 @@ async fn the_real_claude_cli_runs_a_tool_and_answers_through_the_host() {
     );
 }
 
+/// The upstream's real key, which only the host holds.
+const REAL_KEY: &str = "sk-ant-api03-real-upstream-key-only-the-host-has";
+/// The prefix of the built-in gateway's virtual keys.
+const VIRTUAL_KEY_PREFIX: &str = "pdk-gw-";
+
+/// The same CLI with no gateway in its run spec: the host points it at its
+/// built-in gateway with the session's virtual key. Within the model
+/// allowlist the run works and the upstream sees only the real key; a model
+/// off the list and a run past the token budget are refused by the gateway
+/// (the upstream never sees them) and the CLI reports the error; the real
+/// key is nowhere in the sandbox.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_real_claude_cli_runs_through_the_builtin_gateway_on_a_virtual_key() {
+    let Some(bin_dir) = tokio::task::spawn_blocking(install_claude_code)
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+    else {
+        return;
+    };
+    let mock = Mock::default();
+    let mock_url = mock.serve().await;
+    let dir = common::visible_tempdir();
+    // One run costs 2 × (INPUT_TOKENS + OUTPUT_TOKENS) = 288 tokens: the
+    // budget lets the first run finish and refuses the next.
+    let config = format!(
+        "[gateway.upstreams.anthropic]\nbase_url = \"{mock_url}\"\napi_key_env = \"PADDOCK_E2E_UPSTREAM_KEY\"\n\n\
+         [gateway.limits]\nmodels = [\"claude-sonnet-4-5-*\"]\nbudget_tokens = 250\n"
+    );
+    let host = Host::start_with_env(
+        &dir.path().join("data"),
+        &config,
+        &[("PADDOCK_E2E_UPSTREAM_KEY", REAL_KEY)],
+    );
+    let session = host.create_session(ALICE, json!({})).await;
+    let path = format!("{}:/usr/local/bin:/usr/bin:/bin", bin_dir.display());
+    let (status, body) = host
+        .call(
+            "PATCH",
+            &format!("/v1/sessions/{session}/env"),
+            ALICE,
+            Some(json!({"set": {"PATH": path}})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let run = async |model: &str| {
+        let exec = host
+            .exec(
+                ALICE,
+                &session,
+                json!({
+                    "agent": "claude-code",
+                    "run": {
+                        "prompt": PROMPT,
+                        "model": model,
+                        "options": {"permission_mode": "bypassPermissions"},
+                    },
+                    "timeout_ms": 100_000,
+                }),
+            )
+            .await;
+        let sse = host.events(ALICE, &session, &exec, None).await;
+        let events = tokio::time::timeout(Duration::from_secs(150), sse.collect())
+            .await
+            .expect("the agent run ended within 150 s");
+        let agent: Vec<Value> = events
+            .iter()
+            .filter(|e| e.event == "agent")
+            .map(|e| e.data.clone())
+            .collect();
+        let report = format!(
+            "agent events: {agent:#?}\nstderr: {}\nmock requests: {:?}",
+            common::text_of(&events, "stderr"),
+            mock.summary()
+        );
+        (agent, report)
+    };
+    let result_of = |agent: &[Value]| {
+        agent
+            .iter()
+            .rfind(|e| e["type"] == "result")
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+
+    // Within the allowlist and the budget: the whole tool round trip.
+    let (agent, report) = run(MODEL).await;
+    assert_eq!(result_of(&agent)["status"], "success", "{report}");
+    assert_eq!(result_of(&agent)["text"], FINAL_TEXT, "{report}");
+    let seen = mock.requests();
+    let messages: Vec<&Recorded> = seen.iter().filter(|r| r.is_messages()).collect();
+    assert_eq!(messages.len(), 2, "{report}");
+    for request in &seen {
+        assert_eq!(
+            request.api_key.as_deref(),
+            Some(REAL_KEY),
+            "the upstream sees the real key, never the virtual one: {request:?}"
+        );
+    }
+
+    // A model off the allowlist never reaches the upstream.
+    let (agent, report) = run("claude-opus-4-1-20250805").await;
+    assert_ne!(result_of(&agent)["status"], "success", "{report}");
+    assert!(report.contains("is not allowed"), "{report}");
+    assert_eq!(mock.requests().len(), seen.len(), "{report}");
+
+    // The budget is spent: refused too, with the reason.
+    let (agent, report) = run(MODEL).await;
+    assert_ne!(result_of(&agent)["status"], "success", "{report}");
+    assert!(report.to_lowercase().contains("budget"), "{report}");
+    assert_eq!(mock.requests().len(), seen.len(), "{report}");
+
+    // The sandbox (its files, its runnerd's state) never held the real key,
+    // and the virtual key is masked in what the session printed.
+    assert!(
+        !report.contains(VIRTUAL_KEY_PREFIX),
+        "the virtual key is masked in output: {report}"
+    );
+    let mut stack = vec![host.data.join("sandboxes")];
+    while let Some(path) = stack.pop() {
+        if path.is_dir() {
+            for entry in std::fs::read_dir(&path).unwrap().flatten() {
+                stack.push(entry.path());
+            }
+        } else if let Ok(bytes) = std::fs::read(&path) {
+            assert!(
+                !String::from_utf8_lossy(&bytes).contains(REAL_KEY),
+                "the real key is in {}",
+                path.display()
+            );
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------
 // Installing the CLI
 

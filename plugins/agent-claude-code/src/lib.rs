@@ -36,6 +36,7 @@ impl AgentAdapter for ClaudeCode {
                 features::COST,
                 features::MAX_TURNS,
                 features::SYSTEM_PROMPT,
+                features::GATEWAY_ANTHROPIC,
             ]
             .map(String::from)
             .to_vec(),

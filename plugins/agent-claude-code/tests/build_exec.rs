@@ -310,6 +310,7 @@ fn info_names_the_cli_and_its_features() {
         features::PARTIAL_TEXT,
         features::COST,
         features::MAX_TURNS,
+        features::GATEWAY_ANTHROPIC,
     ] {
         assert!(info.features.iter().any(|x| x == f), "{f}");
     }

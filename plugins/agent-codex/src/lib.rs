@@ -37,6 +37,7 @@ impl AgentAdapter for Codex {
                 features::RESUME.into(),
                 features::THINKING.into(),
                 features::SYSTEM_PROMPT.into(),
+                features::GATEWAY_OPENAI.into(),
             ],
         }
     }

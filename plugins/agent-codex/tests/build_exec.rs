@@ -309,6 +309,7 @@ fn info_names_the_cli() {
         features::RESUME,
         features::THINKING,
         features::SYSTEM_PROMPT,
+        features::GATEWAY_OPENAI,
     ] {
         assert!(info.features.iter().any(|f| f == feature), "{feature}");
     }

@@ -34,6 +34,10 @@ impl AgentAdapter for OpenCode {
                 features::COST,
                 features::MAX_TURNS,
                 features::SYSTEM_PROMPT,
+                // Its default provider first: a run whose model names no
+                // provider goes to Anthropic.
+                features::GATEWAY_ANTHROPIC,
+                features::GATEWAY_OPENAI,
             ]
             .map(String::from)
             .to_vec(),

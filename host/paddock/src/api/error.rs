@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 
 use crate::plugin::PluginError;
 use crate::provider::ProviderError;
+use crate::secrets::SecretsError;
 use crate::session::SessionError;
 
 /// An error answer.
@@ -48,6 +49,10 @@ impl ApiError {
 
     pub fn unauthorized(message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", message)
     }
 }
 
@@ -105,6 +110,19 @@ impl From<SessionError> for ApiError {
                 (StatusCode::BAD_REQUEST, "agent_refused")
             }
             SessionError::Plugin(_) => (StatusCode::BAD_GATEWAY, "agent_adapter_failed"),
+            SessionError::Secrets(SecretsError::Denied { .. }) => {
+                (StatusCode::FORBIDDEN, "grant_denied")
+            }
+            SessionError::Secrets(SecretsError::Unusable { .. }) => {
+                (StatusCode::BAD_GATEWAY, "grant_unusable")
+            }
+            SessionError::Secrets(SecretsError::Broker { .. }) => {
+                (StatusCode::BAD_GATEWAY, "broker_failed")
+            }
+            SessionError::Secrets(SecretsError::Audit(_) | SecretsError::Redact(_)) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "internal")
+            }
+            SessionError::Gateway(_) => (StatusCode::INTERNAL_SERVER_ERROR, "gateway_failed"),
         };
         Self::new(status, code, message)
     }

@@ -2,6 +2,7 @@
 //! `/openapi.json` come from the same annotations (utoipa), so the document
 //! covers every route.
 
+mod audit;
 mod auth;
 mod error;
 mod execs;
@@ -26,6 +27,7 @@ pub use error::{ApiError, ErrorBody};
 
 use crate::link::Dispatcher;
 use crate::link::connections::Connections;
+use crate::secrets::Secrets;
 use crate::session::Sessions;
 
 /// What every handler shares.
@@ -33,6 +35,10 @@ use crate::session::Sessions;
 pub struct AppState {
     pub sessions: Arc<Sessions>,
     pub tokens: Arc<Tokens>,
+    /// Grants, brokers and the audit log.
+    pub secrets: Arc<Secrets>,
+    /// Owners who may read the audit log (`[auth] operators`).
+    pub operators: Arc<std::collections::BTreeSet<String>>,
     pub dispatcher: Arc<Dispatcher>,
     /// Links' control connections.
     pub connections: Arc<Connections>,
@@ -91,6 +97,7 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(execs::stdin))
         .routes(routes!(execs::cancel))
         .routes(routes!(plugins::list))
+        .routes(routes!(audit::list))
         .routes(routes!(links::register))
         .routes(routes!(links::heartbeat))
         .routes(routes!(links::deregister))

@@ -31,7 +31,9 @@ pub struct Extend {
 /// env operation.
 #[utoipa::path(post, path = "/v1/sessions", tag = "sessions",
     request_body = CreateSession,
-    responses((status = 201, body = SessionView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody)),
+    responses((status = 201, body = SessionView), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+        (status = 403, description = "a grant is not allowed for this owner (`grant_denied`)", body = ErrorBody),
+        (status = 502, description = "a broker could not issue a grant (`broker_failed`); nothing stays issued", body = ErrorBody)),
     security(("bearer" = [])))]
 pub async fn create(
     State(state): State<AppState>,
@@ -52,7 +54,7 @@ pub async fn create(
         )
         .await?;
     request.provider = Some(target.provider);
-    let session = state.sessions.create(&owner.0, request)?;
+    let session = state.sessions.create(&owner.0, request).await?;
     Ok((StatusCode::CREATED, Json(session.view())))
 }
 

@@ -6,7 +6,7 @@
 //! a `shutdown` event, and leaves sandboxes and their execs running for the
 //! next start to re-adopt.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
@@ -31,6 +31,7 @@ use crate::provider::plugin::{EngineRuntime, PluginProvider};
 use crate::provider::{
     ClusterProvider, DockerProvider, LocalProcessConfig, LocalProcessProvider, SandboxProvider,
 };
+use crate::secrets::{AuditLog, Secrets};
 use crate::session::Sessions;
 use crate::session::store::Store;
 
@@ -81,14 +82,24 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<ExitCode
         config.provider_kind(),
     ));
     let providers = Providers::new(provider).with(Arc::new(desktop));
-    let sessions = Sessions::open(config.sessions.clone(), providers, plugins, store)
-        .await
-        .context("re-adopting sessions")?;
-    let sweeper = tokio::spawn(sweep(sessions.clone(), sweep_every));
-
+    let audit_path = data_dir.join("audit.db");
+    let audit = AuditLog::open(&audit_path)
+        .with_context(|| format!("opening the audit log {}", audit_path.display()))?;
+    let secrets = Arc::new(Secrets::new(config.secrets.clone(), plugins.clone(), audit));
     // Provider keys stay on the host: sandboxes get session keys for this.
     let gateway =
         Gateway::open(config.gateway.clone(), &data_dir).context("opening the LLM gateway")?;
+    let sessions = Sessions::open(
+        config.sessions.clone(),
+        providers,
+        plugins,
+        secrets.clone(),
+        Some(gateway.clone()),
+        store,
+    )
+    .await
+    .context("re-adopting sessions")?;
+    let sweeper = tokio::spawn(sweep(sessions.clone(), sweep_every));
 
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let (router, _) = api::router(AppState {
@@ -97,6 +108,8 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<ExitCode
         link_direct: config.links.allow_direct,
         link_ttl,
         sessions,
+        secrets,
+        operators: Arc::new(operators(&config, &tokens)),
         tokens: Arc::new(Tokens::new(&tokens)),
         shutdown: stopping,
     });
@@ -240,6 +253,15 @@ fn api_tokens(config: &Config, data_dir: &Path) -> anyhow::Result<BTreeMap<Strin
         config.listen()
     );
     Ok(BTreeMap::from([(GENERATED_OWNER.to_owned(), token)]))
+}
+
+/// `[auth] operators`, plus the generated `admin` when it is the only owner.
+fn operators(config: &Config, tokens: &BTreeMap<String, String>) -> BTreeSet<String> {
+    let mut operators: BTreeSet<String> = config.auth.operators.iter().cloned().collect();
+    if config.auth.tokens.is_empty() && tokens.contains_key(GENERATED_OWNER) {
+        operators.insert(GENERATED_OWNER.to_owned());
+    }
+    operators
 }
 
 fn write_private(path: &Path, text: &str) -> std::io::Result<()> {

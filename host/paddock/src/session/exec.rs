@@ -22,6 +22,7 @@ use super::store::ExecRecord;
 use super::unix_ms;
 use crate::exec::{EventLog, RingLimits, Subscription, Weigh};
 use crate::plugin::{AgentParser, AgentPlugin};
+use crate::secrets::Redactor;
 
 /// How long the pump keeps retrying an unreachable runnerd before it
 /// declares the exec lost.
@@ -320,16 +321,22 @@ fn process_end(exit: &ExitInfo) -> ProcessEnd {
 /// Moves the exec's frames from runnerd into its log until the terminal
 /// frame, reconnecting from the last handled frame when the stream breaks.
 /// `on_end` runs once the exec has ended (to persist it).
+///
+/// The session's secrets are masked in the raw bytes, before anything else
+/// sees them: the text events, the adapter's parser (so agent events and
+/// the run's result carry the mask too) and the persisted record.
 pub async fn pump(
     exec: Arc<Exec>,
     client: Client,
     mut parser: Option<AgentParser>,
+    redactor: Redactor,
     on_end: impl FnOnce(),
 ) {
     let id = exec.id().to_owned();
     let mut since = 0;
     let mut stdout = Utf8Stream::default();
     let mut stderr = Utf8Stream::default();
+    let (mut stdout_mask, mut stderr_mask) = (redactor.stream(), redactor.stream());
     let mut failing_since: Option<std::time::Instant> = None;
     let mut backoff = Duration::from_millis(50);
     'attach: loop {
@@ -369,13 +376,11 @@ pub async fn pump(
             since = frame.seq();
             match frame {
                 Frame::Stdout { data, .. } => {
-                    let text = stdout.push(&data);
-                    if !text.is_empty() {
-                        exec.append(ExecEvent::stdout(&text)).await;
-                    }
-                    parse(&exec, &mut parser, Step::Feed(&data)).await;
+                    let data = stdout_mask.push(&data);
+                    stdout_event(&exec, &mut stdout, &mut parser, &data).await;
                 }
                 Frame::Stderr { data, .. } => {
+                    let data = stderr_mask.push(&data);
                     let text = stderr.push(&data);
                     if !text.is_empty() {
                         exec.append(ExecEvent::stderr(&text)).await;
@@ -386,6 +391,12 @@ pub async fn pump(
                         .await;
                 }
                 Frame::Exit { exit, .. } => {
+                    let held = stdout_mask.finish();
+                    stdout_event(&exec, &mut stdout, &mut parser, &held).await;
+                    let held = stderr.push(&stderr_mask.finish());
+                    if !held.is_empty() {
+                        exec.append(ExecEvent::stderr(&held)).await;
+                    }
                     for (rest, event) in [
                         (stdout.finish(), ExecEvent::stdout as fn(&str) -> ExecEvent),
                         (stderr.finish(), ExecEvent::stderr),
@@ -403,6 +414,23 @@ pub async fn pump(
         // The stream ended without its terminal frame: reattach.
     }
     on_end();
+}
+
+/// One piece of (masked) stdout: its text event, then the parser.
+async fn stdout_event(
+    exec: &Exec,
+    stdout: &mut Utf8Stream,
+    parser: &mut Option<AgentParser>,
+    data: &[u8],
+) {
+    if data.is_empty() {
+        return;
+    }
+    let text = stdout.push(data);
+    if !text.is_empty() {
+        exec.append(ExecEvent::stdout(&text)).await;
+    }
+    parse(exec, parser, Step::Feed(data)).await;
 }
 
 enum Step<'a> {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use paddock_runnerd::client::{Client, ClientError};
 use paddock_runnerd::proto;
-use paddock_sdk::agent::{InputKind, ParseContext, RunSpec};
+use paddock_sdk::agent::{InputKind, ParseContext, RunSpec, features};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
@@ -17,11 +17,13 @@ use super::store::{Ended, ExecRecord, SessionRecord, Store};
 use super::{EndReason, Session, unix_ms};
 use crate::config::SessionsConfig;
 use crate::exec::RingLimits;
+use crate::gateway::{self, Gateway, Wire};
 use crate::link::Preference;
 use crate::plugin::{PluginError, PluginHost, PluginKind};
 use crate::provider::{
     NetworkPolicy, ProviderError, Providers, Resources, Sandbox, SandboxProvider, SandboxSpec,
 };
+use crate::secrets::{AuditAction, GrantRequest, Secrets, SecretsError, logs};
 
 /// How long ending a session waits for its execs' terminal events before
 /// destroying the sandbox anyway.
@@ -29,6 +31,12 @@ use crate::provider::{
 pub const DEFAULT_PROFILE: &str = "default";
 
 const END_DRAIN: Duration = Duration::from_secs(5);
+
+/// The audit log's name for a session's built-in gateway key.
+const GATEWAY_KEY_NAME: &str = "virtual-key";
+
+/// Where a grant's files are written, relative to the sandbox's workspace.
+pub const SECRETS_DIR: &str = ".paddock/secrets";
 
 /// Grace runnerd gives a cancelled exec between SIGTERM and SIGKILL.
 const CANCEL_GRACE_MS: u64 = 2_000;
@@ -57,6 +65,11 @@ pub enum SessionError {
     Plugin(#[from] PluginError),
     #[error("persisting session state: {0}")]
     Persist(#[from] std::io::Error),
+    #[error(transparent)]
+    Secrets(#[from] SecretsError),
+    /// The built-in gateway could not mint the session's key.
+    #[error("gateway: {0}")]
+    Gateway(String),
 }
 
 /// `POST /v1/sessions`.
@@ -84,6 +97,11 @@ pub struct CreateSession {
     /// `user-desktop` (the owner's linked desktop; a 409 when it is offline).
     #[serde(default)]
     pub preference: Preference,
+    /// Secrets for the session's sandbox, each issued by a credential broker
+    /// if the owner's policy (`[secrets.policy]`) allows it; default none.
+    /// All are issued or the session is not created.
+    #[serde(default)]
+    pub grants: Vec<GrantRequest>,
 }
 
 /// `POST /v1/sessions/{id}/execs`: a command (`argv`) or an agent run
@@ -124,6 +142,9 @@ pub struct Sessions {
     config: SessionsConfig,
     providers: Providers,
     plugins: Arc<PluginHost>,
+    secrets: Arc<Secrets>,
+    /// The built-in LLM gateway, when the host runs one.
+    gateway: Option<Arc<Gateway>>,
     store: Store,
     sessions: RwLock<HashMap<String, Arc<Session>>>,
 }
@@ -137,6 +158,8 @@ impl Sessions {
         config: SessionsConfig,
         providers: Providers,
         plugins: Arc<PluginHost>,
+        secrets: Arc<Secrets>,
+        gateway: Option<Arc<Gateway>>,
         store: Store,
     ) -> Result<Arc<Self>, SessionError> {
         let records = store.load_all()?;
@@ -154,6 +177,8 @@ impl Sessions {
             config,
             providers,
             plugins,
+            secrets,
+            gateway,
             store,
             sessions: RwLock::new(HashMap::new()),
         });
@@ -167,6 +192,12 @@ impl Sessions {
                 .collect();
             let session = Session::new(record, sandbox, execs);
             this.insert(session.clone());
+            if session.is_active() {
+                this.mask(&session)?;
+            } else {
+                // A host that died while ending it: finish the revocation.
+                this.revoke(&session).await;
+            }
             if lost {
                 tracing::warn!(session = %session.id, "the sandbox is gone; session ended");
                 this.end(&session, EndReason::ProviderLost).await;
@@ -316,7 +347,8 @@ impl Sessions {
         client: Client,
         parser: Option<crate::plugin::AgentParser>,
     ) {
-        pump(exec, client, parser, || self.persist(&session)).await;
+        let redactor = session.redactor();
+        pump(exec, client, parser, redactor, || self.persist(&session)).await;
     }
 
     fn persist(&self, session: &Session) {
@@ -325,8 +357,8 @@ impl Sessions {
         }
     }
 
-    /// Creates a session; nothing is provisioned yet.
-    pub fn create(
+    /// Creates a session and issues its grants; nothing is provisioned yet.
+    pub async fn create(
         &self,
         owner: &str,
         request: CreateSession,
@@ -347,8 +379,26 @@ impl Sessions {
             proto::env::check_var(name, value).map_err(|e| SessionError::Invalid(e.to_string()))?;
         }
         let now = unix_ms();
+        let id = new_id("ses")?;
+        let mut credentials = self
+            .secrets
+            .issue_all(&id, owner, &request.grants, ttl)
+            .await?;
+        if let Some((name, c)) = credentials.iter().find_map(|c| {
+            c.env
+                .keys()
+                .find(|k| request.env.contains_key(*k))
+                .map(|k| (k, c))
+        }) {
+            let err = SessionError::Invalid(format!(
+                "env {name} is set both in `env` and by grant {}:{}",
+                c.broker, c.name
+            ));
+            self.secrets.revoke_all(&id, owner, &mut credentials).await;
+            return Err(err);
+        }
         let record = SessionRecord {
-            id: new_id("ses")?,
+            id,
             owner: owner.to_owned(),
             provider,
             created_at_ms: now,
@@ -363,8 +413,16 @@ impl Sessions {
             sandbox_id: None,
             ended: None,
             execs: Vec::new(),
+            credentials,
+            gateway_key: None,
         };
-        self.store.save(&record)?;
+        if let Err(err) = self.store.save(&record) {
+            let mut credentials = record.credentials;
+            self.secrets
+                .revoke_all(&record.id, owner, &mut credentials)
+                .await;
+            return Err(err.into());
+        }
         let session = Session::new(record, None, Vec::new());
         self.insert(session.clone());
         tracing::info!(session = %session.id, owner, "session created");
@@ -439,7 +497,12 @@ impl Sessions {
                 session_id: record.id.clone(),
                 owner: record.owner.clone(),
                 expires_at_ms: record.expires_at_ms,
-                env: record.env.clone(),
+                env: record
+                    .env
+                    .iter()
+                    .chain(record.credentials.iter().flat_map(|c| &c.env))
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
                 network: record.network,
                 labels: record.labels.clone(),
                 resources: record.resources,
@@ -459,9 +522,26 @@ impl Sessions {
             return Err(SessionError::Ended(ended.reason));
         }
         tracing::info!(session = %session.id, sandbox = %sandbox_id, "sandbox provisioned");
-        session
+        let client = session
             .runnerd()
-            .ok_or(SessionError::Ended(EndReason::Deleted))
+            .ok_or(SessionError::Ended(EndReason::Deleted))?;
+        let files: Vec<_> = session
+            .lock()
+            .record
+            .credentials
+            .iter()
+            .flat_map(|c| c.files.clone())
+            .collect();
+        for file in files {
+            client
+                .write_file(
+                    &format!("{SECRETS_DIR}/{}", file.path),
+                    Bytes::from(file.contents),
+                    true,
+                )
+                .await?;
+        }
+        Ok(client)
     }
 
     /// Starts an exec and its pump.
@@ -470,7 +550,7 @@ impl Sessions {
         session: &Arc<Session>,
         request: ExecRequest,
     ) -> Result<Arc<Exec>, SessionError> {
-        let (runnerd_request, agent) = self.plan_exec(request).await?;
+        let (runnerd_request, agent) = self.plan_exec(session, request).await?;
         let client = self.client(session).await?;
         let parser = match &agent {
             Some((plugin, run)) => {
@@ -512,6 +592,7 @@ impl Sessions {
     /// exec spec.
     async fn plan_exec(
         &self,
+        session: &Session,
         request: ExecRequest,
     ) -> Result<
         (
@@ -541,7 +622,7 @@ impl Sessions {
                     None,
                 ))
             }
-            (None, Some(agent), Some(run)) => {
+            (None, Some(agent), Some(mut run)) => {
                 if request.stdin.is_some() || request.cwd.is_some() {
                     return Err(SessionError::Invalid(
                         "an agent run takes its prompt and workdir from `run`, not `stdin`/`cwd`"
@@ -562,8 +643,18 @@ impl Sessions {
                     ))
                 })?;
                 let workdir = run.workdir.clone();
-                let spec = plugin.build_exec(&run).await?;
                 let mut env = request.env;
+                if run.gateway.is_none()
+                    && let Some((wire, key)) = self.gateway_key(session, &plugin, &run).await?
+                    && let Some(gateway) = &self.gateway
+                {
+                    run.gateway = Some(paddock_sdk::agent::Gateway {
+                        base_url: gateway.base_url(wire),
+                        token_env: gateway::TOKEN_ENV.to_owned(),
+                    });
+                    env.insert(gateway::TOKEN_ENV.to_owned(), key);
+                }
+                let spec = plugin.build_exec(&run).await?;
                 env.extend(spec.env);
                 Ok((
                     proto::ExecRequest {
@@ -595,6 +686,56 @@ impl Sessions {
                 "`argv` and `agent`/`run` exclude each other".into(),
             )),
         }
+    }
+
+    /// The session's key for the built-in gateway and the wire format the
+    /// adapter's CLI is pointed at, minting the key on the session's first
+    /// agent run. None when the host runs no gateway for any wire format
+    /// the adapter speaks (`gateway:*` features); the run then goes where
+    /// the CLI's own configuration says.
+    async fn gateway_key(
+        &self,
+        session: &Session,
+        plugin: &crate::plugin::AgentPlugin,
+        run: &paddock_sdk::agent::RunSpec,
+    ) -> Result<Option<(Wire, String)>, SessionError> {
+        let Some(gateway) = &self.gateway else {
+            return Ok(None);
+        };
+        let Some(wire) = gateway_wire(&plugin.info().features, run.model.as_deref(), |w| {
+            gateway.serves(w)
+        }) else {
+            return Ok(None);
+        };
+        let _guard = session.provisioning.lock().await;
+        if let Some(key) = session.lock().record.gateway_key.clone() {
+            return Ok(Some((wire, key)));
+        }
+        let expires_at_ms = session.lock().record.expires_at_ms;
+        let key = gateway
+            .mint(
+                &session.id,
+                &session.owner,
+                gateway.default_limits(expires_at_ms),
+            )
+            .map_err(|e| SessionError::Gateway(e.to_string()))?;
+        let key = key.key;
+        logs::LIVE
+            .add(&session.id, vec![key.as_bytes().to_vec()])
+            .map_err(SecretsError::from)?;
+        self.secrets
+            .record_builtin(
+                &session.id,
+                &session.owner,
+                GATEWAY_KEY_NAME,
+                AuditAction::Issued,
+                Some(expires_at_ms / 1000),
+            )
+            .await?;
+        session.lock().record.gateway_key = Some(key.clone());
+        self.persist(session);
+        tracing::info!(session = %session.id, %wire, "gateway key issued");
+        Ok(Some((wire, key)))
     }
 
     pub fn exec(&self, session: &Session, id: &str) -> Result<Arc<Exec>, SessionError> {
@@ -691,7 +832,49 @@ impl Sessions {
             exec.end_lost();
         }
         self.destroy_sandbox(session).await;
+        self.revoke(session).await;
         self.persist(session);
+    }
+
+    /// Revokes what the session was issued (its grants' credentials and its
+    /// gateway key); idempotent.
+    async fn revoke(&self, session: &Session) {
+        let mut credentials = std::mem::take(&mut session.lock().record.credentials);
+        if credentials.iter().any(|c| !c.revoked) {
+            self.secrets
+                .revoke_all(&session.id, &session.owner, &mut credentials)
+                .await;
+        }
+        session.lock().record.credentials = credentials;
+        let had_key = session.lock().record.gateway_key.take().is_some();
+        if had_key && let Some(gateway) = &self.gateway {
+            let action = match gateway.revoke(&session.id) {
+                Ok(()) => AuditAction::Revoked,
+                Err(err) => {
+                    tracing::error!(session = %session.id, error = %err, "cannot revoke the gateway key");
+                    AuditAction::RevokeFailed
+                }
+            };
+            if let Err(err) = self
+                .secrets
+                .record_builtin(&session.id, &session.owner, GATEWAY_KEY_NAME, action, None)
+                .await
+            {
+                tracing::error!(session = %session.id, error = %err, "cannot audit the gateway key's revocation");
+            }
+        }
+        logs::LIVE.remove(&session.id);
+    }
+
+    /// Masks the session's secrets in the host's logs.
+    fn mask(&self, session: &Session) -> Result<(), SessionError> {
+        let values = session.lock().record.secret_values();
+        if !values.is_empty() {
+            logs::LIVE
+                .add(&session.id, values)
+                .map_err(SecretsError::from)?;
+        }
+        Ok(())
     }
 
     async fn destroy_sandbox(&self, session: &Session) {
@@ -731,6 +914,29 @@ pub(super) struct AgentPlan {
     files: Vec<paddock_sdk::agent::ExecFile>,
 }
 
+/// The wire format to point an adapter's CLI at: of those it speaks (its
+/// `gateway:*` features, in its order of preference) that the gateway
+/// serves, the one a `provider/model` model names, else the first.
+fn gateway_wire(
+    features: &[String],
+    model: Option<&str>,
+    serves: impl Fn(Wire) -> bool,
+) -> Option<Wire> {
+    let spoken: Vec<Wire> = features
+        .iter()
+        .filter_map(|f| match f.as_str() {
+            features::GATEWAY_ANTHROPIC => Some(Wire::Anthropic),
+            features::GATEWAY_OPENAI => Some(Wire::OpenAi),
+            _ => None,
+        })
+        .filter(|w| serves(*w))
+        .collect();
+    let named = model
+        .and_then(|m| m.split_once('/'))
+        .and_then(|(provider, _)| spoken.iter().find(|w| w.to_string() == provider));
+    named.or_else(|| spoken.first()).copied()
+}
+
 /// A workspace path for a file an adapter asked for, relative to the run's
 /// workdir; runnerd refuses anything escaping the workspace in any case.
 fn join_workdir(workdir: &str, path: &str) -> Result<String, SessionError> {
@@ -751,4 +957,35 @@ pub(crate) fn new_id(prefix: &str) -> Result<String, SessionError> {
     getrandom::fill(&mut bytes)
         .map_err(|e| SessionError::Persist(std::io::Error::other(e.to_string())))?;
     Ok(format!("{prefix}-{}", hex::encode(bytes)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn features(list: &[&str]) -> Vec<String> {
+        list.iter().map(|f| f.to_string()).collect()
+    }
+
+    #[test]
+    fn the_gateway_wire_follows_the_adapter_the_model_and_what_is_served() {
+        let both = features(&["resume", "gateway:anthropic", "gateway:openai"]);
+        let all = |_: Wire| true;
+        assert_eq!(gateway_wire(&both, None, all), Some(Wire::Anthropic));
+        assert_eq!(
+            gateway_wire(&both, Some("openai/gpt-5"), all),
+            Some(Wire::OpenAi)
+        );
+        assert_eq!(
+            gateway_wire(&both, Some("claude-sonnet-4-5"), all),
+            Some(Wire::Anthropic)
+        );
+        let only_openai = |w: Wire| w == Wire::OpenAi;
+        assert_eq!(gateway_wire(&both, None, only_openai), Some(Wire::OpenAi));
+        assert_eq!(gateway_wire(&features(&["resume"]), None, all), None);
+        assert_eq!(
+            gateway_wire(&features(&["gateway:anthropic"]), None, only_openai),
+            None
+        );
+    }
 }

@@ -21,6 +21,7 @@ pub use manager::{CreateSession, ExecRequest, SessionError, Sessions, StdinInput
 
 pub(crate) use crate::clock::unix_ms;
 use crate::provider::{NetworkPolicy, Sandbox};
+use crate::secrets::Redactor;
 use store::{Ended, SessionRecord};
 
 /// Why a session ended.
@@ -180,6 +181,17 @@ impl Session {
 
     fn touch(&self) {
         self.lock().last_activity_ms = unix_ms();
+    }
+
+    /// Masks the session's secrets in its exec output and events. A
+    /// matcher that cannot be built (only a set of absurd size) is logged
+    /// and masks nothing more than the log writer does.
+    fn redactor(&self) -> Redactor {
+        let values = self.lock().record.secret_values();
+        Redactor::new(values).unwrap_or_else(|err| {
+            tracing::error!(session = %self.id, error = %err, "cannot mask the session's secrets in its output");
+            Redactor::default()
+        })
     }
 
     /// The record with the execs' current state, for persisting.

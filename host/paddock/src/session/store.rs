@@ -11,6 +11,7 @@ use paddock_sdk::agent::{RunResult, UsageTotals};
 use serde::{Deserialize, Serialize};
 
 use crate::provider::{NetworkPolicy, Resources};
+use crate::secrets::IssuedCredential;
 
 use super::EndReason;
 
@@ -40,6 +41,26 @@ pub struct SessionRecord {
     pub ended: Option<Ended>,
     #[serde(default)]
     pub execs: Vec<ExecRecord>,
+    /// What the session's grants issued (values included: this file is
+    /// 0600 in the host's data dir, and a restarted host must still revoke
+    /// and mask them).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub credentials: Vec<IssuedCredential>,
+    /// The session's virtual key for the built-in LLM gateway, once an
+    /// agent run needed one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway_key: Option<String>,
+}
+
+impl SessionRecord {
+    /// Every secret value the session holds, for masking.
+    pub fn secret_values(&self) -> Vec<Vec<u8>> {
+        self.credentials
+            .iter()
+            .flat_map(IssuedCredential::values)
+            .chain(self.gateway_key.iter().map(|k| k.as_bytes().to_vec()))
+            .collect()
+    }
 }
 
 /// How and when a session ended.

@@ -32,6 +32,12 @@ pub mod features {
     pub const COST: &str = "cost";
     pub const MAX_TURNS: &str = "max-turns";
     pub const SYSTEM_PROMPT: &str = "system-prompt";
+    /// The CLI can be pointed at a gateway speaking the Anthropic Messages
+    /// API (`run-spec.gateway`); the host then hands it its built-in
+    /// gateway's Anthropic base URL.
+    pub const GATEWAY_ANTHROPIC: &str = "gateway:anthropic";
+    /// The same for the OpenAI API (Responses or Chat Completions).
+    pub const GATEWAY_OPENAI: &str = "gateway:openai";
 }
 
 /// Where the CLI sends its LLM requests: the session's gateway.
