@@ -180,6 +180,18 @@ async fn a_granted_secret_is_in_the_exec_env_never_in_argv_and_is_revoked_on_del
     .await;
     assert_eq!(out, "whole=[REDACTED]\n[REDACTED]\n");
 
+    // The env store's answer does not echo it.
+    let (status, body) = host
+        .call(
+            "PATCH",
+            &format!("/v1/sessions/{granted}/env"),
+            ALICE,
+            Some(json!({"set": {"OTHER": "x"}})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["vars"]["DB_PASSWORD"], "[REDACTED]", "{body}");
+
     // A session without the grant has no such variable.
     let plain = host.create_session(ALICE, json!({})).await;
     let (out, exit) = run(&host, &plain, r#"echo "[${DB_PASSWORD-unset}]""#).await;

@@ -91,6 +91,7 @@ pub fn router(state: AppState) -> (Router, utoipa::openapi::OpenApi) {
         .routes(routes!(sessions::get, sessions::delete))
         .routes(routes!(sessions::extend))
         .routes(routes!(sessions::patch_env))
+        .routes(routes!(sessions::gateway_usage))
         .routes(routes!(execs::create, execs::list))
         .routes(routes!(execs::get))
         .routes(routes!(execs::events))

@@ -119,8 +119,41 @@ pub async fn extend(
     Ok(Json(session.view()))
 }
 
+/// `GET /v1/sessions/{id}/gateway`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GatewayUsageView {
+    /// Requests and tokens (input excludes cache reads and writes) in total
+    /// and per model; `cost_usd` where `[gateway.prices]` has the model.
+    #[schema(value_type = Object)]
+    pub usage: crate::gateway::GatewayUsage,
+}
+
+/// What the session's agent runs used through the built-in LLM gateway
+/// (404 `not_found` before its first run through it).
+#[utoipa::path(get, path = "/v1/sessions/{id}/gateway", tag = "sessions",
+    params(("id" = String, Path)),
+    responses((status = 200, body = GatewayUsageView), (status = 404, body = ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn gateway_usage(
+    State(state): State<AppState>,
+    owner: Owner,
+    Path(id): Path<String>,
+) -> Result<Json<GatewayUsageView>, ApiError> {
+    let session = state.sessions.get(&owner.0, &id)?;
+    let usage = state.sessions.gateway_usage(&session).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "the session has not used the built-in gateway",
+        )
+    })?;
+    Ok(Json(GatewayUsageView { usage }))
+}
+
 /// Set and unset variables of the session's env store (merged into every
 /// exec). All or nothing; loader variables such as `LD_PRELOAD` are refused.
+/// The answer lists the store's variables, with the values of granted
+/// secrets masked.
 #[utoipa::path(patch, path = "/v1/sessions/{id}/env", tag = "sessions",
     params(("id" = String, Path)),
     request_body(content = Object, description = "`{\"set\": {NAME: value}, \"unset\": [NAME]}`"),
@@ -134,10 +167,17 @@ pub async fn patch_env(
 ) -> Result<Json<EnvView>, ApiError> {
     let session = state.sessions.get(&owner.0, &id)?;
     let client = state.sessions.client(&session).await?;
-    Ok(Json(
-        client
-            .patch_env(&patch)
-            .await
-            .map_err(crate::session::SessionError::from)?,
-    ))
+    let mut view = client
+        .patch_env(&patch)
+        .await
+        .map_err(crate::session::SessionError::from)?;
+    // The store holds the grants' credentials too: they are the
+    // sandbox's, not the API's to echo.
+    let redactor = session.redactor();
+    for value in view.vars.values_mut() {
+        if let std::borrow::Cow::Owned(masked) = redactor.redact_str(value) {
+            *value = masked;
+        }
+    }
+    Ok(Json(view))
 }

@@ -738,6 +738,12 @@ impl Sessions {
         Ok(Some((wire, key)))
     }
 
+    /// What the session's agent runs used through the built-in gateway;
+    /// none before its first run through it.
+    pub fn gateway_usage(&self, session: &Session) -> Option<gateway::GatewayUsage> {
+        self.gateway.as_ref()?.usage(&session.id)
+    }
+
     pub fn exec(&self, session: &Session, id: &str) -> Result<Arc<Exec>, SessionError> {
         session
             .exec(id)

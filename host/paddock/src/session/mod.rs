@@ -80,7 +80,26 @@ pub struct SessionView {
     pub labels: BTreeMap<String, String>,
     /// Names of the env variables set at creation (values are not shown).
     pub env: Vec<String>,
+    /// What the session's grants issued (names only, never values).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub grants: Vec<GrantView>,
     pub execs: usize,
+}
+
+/// One issued grant of a session, as `GET /v1/sessions/{id}` shows it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct GrantView {
+    pub broker: String,
+    pub name: String,
+    /// The variables it set in the sandbox.
+    pub env: Vec<String>,
+    /// Its files, under `.paddock/secrets/` in the workspace.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<String>,
+    /// Unix seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<u64>,
+    pub revoked: bool,
 }
 
 impl Session {
@@ -141,6 +160,18 @@ impl Session {
             network: r.network,
             labels: r.labels.clone(),
             env: r.env.keys().cloned().collect(),
+            grants: r
+                .credentials
+                .iter()
+                .map(|c| GrantView {
+                    broker: c.broker.clone(),
+                    name: c.name.clone(),
+                    env: c.env.keys().cloned().collect(),
+                    files: c.files.iter().map(|f| f.path.clone()).collect(),
+                    expires_at: c.expires_at,
+                    revoked: c.revoked,
+                })
+                .collect(),
             execs: state.execs.len(),
         }
     }
@@ -186,7 +217,7 @@ impl Session {
     /// Masks the session's secrets in its exec output and events. A
     /// matcher that cannot be built (only a set of absurd size) is logged
     /// and masks nothing more than the log writer does.
-    fn redactor(&self) -> Redactor {
+    pub fn redactor(&self) -> Redactor {
         let values = self.lock().record.secret_values();
         Redactor::new(values).unwrap_or_else(|err| {
             tracing::error!(session = %self.id, error = %err, "cannot mask the session's secrets in its output");
