@@ -238,14 +238,9 @@ struct FakeGithub {
 impl FakeGithub {
     /// Checks the request's app JWT: RS256 with the app's public key, `iss`
     /// the app id, a lifetime of at most ten minutes that has not ended.
-    fn check_jwt(&self, headers: &HeaderMap) -> Result<(), Response> {
-        let deny = |why: &str| {
-            (
-                StatusCode::UNAUTHORIZED,
-                axum::Json(json!({ "message": why })),
-            )
-                .into_response()
-        };
+    /// On failure, why (the handlers answer 401 with it, as GitHub does).
+    fn check_jwt(&self, headers: &HeaderMap) -> Result<(), String> {
+        let deny = |why: &str| why.to_owned();
         let jwt = headers
             .get("authorization")
             .and_then(|v| v.to_str().ok())
@@ -279,13 +274,21 @@ impl FakeGithub {
     }
 }
 
+fn unauthorized(why: &str) -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        axum::Json(json!({ "message": why })),
+    )
+        .into_response()
+}
+
 async fn gh_installation(
     State(gh): State<FakeGithub>,
     UrlPath((owner, repo)): UrlPath<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(denied) = gh.check_jwt(&headers) {
-        return denied;
+    if let Err(why) = gh.check_jwt(&headers) {
+        return unauthorized(&why);
     }
     if (owner.as_str(), repo.as_str()) != ("acme", "widgets") {
         return (
@@ -303,8 +306,8 @@ async fn gh_access_token(
     headers: HeaderMap,
     axum::Json(body): axum::Json<Value>,
 ) -> Response {
-    if let Err(denied) = gh.check_jwt(&headers) {
-        return denied;
+    if let Err(why) = gh.check_jwt(&headers) {
+        return unauthorized(&why);
     }
     assert_eq!(installation, 77);
     gh.seen.lock().unwrap().token_bodies.push(body);

@@ -220,7 +220,7 @@ impl Settings {
             None => Some(self.default_models.clone()),
         };
         let max_budget = match (scope.max_budget, self.default_budget_usd) {
-            (Some(asked), _) if !(asked >= 0.0) => {
+            (Some(asked), _) if !asked.is_finite() || asked < 0.0 => {
                 return Err(PluginError::InvalidInput(format!(
                     "max_budget {asked} is not a non-negative number"
                 )));
