@@ -25,6 +25,20 @@ pub fn get(key: &str) -> Option<String> {
     return crate::testing::provider::host::config_get(key);
 }
 
+/// The value of `key`, trimmed.
+///
+/// # Errors
+///
+/// [`PluginError::InvalidInput`] naming the key when it is unset or blank:
+/// a plugin that cannot work without it says which key the operator must
+/// set.
+pub fn required(key: &str) -> Result<String, PluginError> {
+    get(key)
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| PluginError::InvalidInput(format!("config key `{key}` is not set")))
+}
+
 /// The value of `key` parsed as `T`; `None` if unset or blank.
 ///
 /// # Errors
