@@ -2,8 +2,8 @@
 //! in the host's TOML): plain strings, never secrets. Imported by the
 //! `broker` and `provider` worlds.
 //!
-//! Natively (unit tests), values come from the mock host of
-//! [`crate::testing::provider`].
+//! Natively (unit tests), values come from the installed mock host
+//! ([`crate::testing::broker`] or [`crate::testing::provider`]).
 
 use std::str::FromStr;
 
