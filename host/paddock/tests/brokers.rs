@@ -238,14 +238,9 @@ struct FakeGithub {
 impl FakeGithub {
     /// Checks the request's app JWT: RS256 with the app's public key, `iss`
     /// the app id, a lifetime of at most ten minutes that has not ended.
-    fn check_jwt(&self, headers: &HeaderMap) -> Result<(), Response> {
-        let deny = |why: &str| {
-            (
-                StatusCode::UNAUTHORIZED,
-                axum::Json(json!({ "message": why })),
-            )
-                .into_response()
-        };
+    /// On failure, why (the handlers answer 401 with it, as GitHub does).
+    fn check_jwt(&self, headers: &HeaderMap) -> Result<(), String> {
+        let deny = |why: &str| why.to_owned();
         let jwt = headers
             .get("authorization")
             .and_then(|v| v.to_str().ok())
@@ -279,13 +274,21 @@ impl FakeGithub {
     }
 }
 
+fn unauthorized(why: &str) -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        axum::Json(json!({ "message": why })),
+    )
+        .into_response()
+}
+
 async fn gh_installation(
     State(gh): State<FakeGithub>,
     UrlPath((owner, repo)): UrlPath<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(denied) = gh.check_jwt(&headers) {
-        return denied;
+    if let Err(why) = gh.check_jwt(&headers) {
+        return unauthorized(&why);
     }
     if (owner.as_str(), repo.as_str()) != ("acme", "widgets") {
         return (
@@ -303,8 +306,8 @@ async fn gh_access_token(
     headers: HeaderMap,
     axum::Json(body): axum::Json<Value>,
 ) -> Response {
-    if let Err(denied) = gh.check_jwt(&headers) {
-        return denied;
+    if let Err(why) = gh.check_jwt(&headers) {
+        return unauthorized(&why);
     }
     assert_eq!(installation, 77);
     gh.seen.lock().unwrap().token_bodies.push(body);
@@ -326,11 +329,17 @@ async fn gh_revoke(State(gh): State<FakeGithub>, headers: HeaderMap) -> StatusCo
     StatusCode::NO_CONTENT
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn github_app_mints_a_token_from_a_server_that_verifies_its_jwt_and_revokes_it() {
-    let public = rsa::RsaPrivateKey::from_pkcs1_pem(APP_KEY_PEM)
-        .unwrap()
-        .to_public_key();
+/// A loopback GitHub checking app JWTs against `public`, and a host whose
+/// `github-app` (app [`APP_ID`], key [`APP_KEY_PEM`]) talks to it; the
+/// temp dirs live as long as the caller keeps them.
+async fn github_app_host(
+    public: RsaPublicKey,
+) -> (
+    FakeGithub,
+    tempfile::TempDir,
+    tempfile::TempDir,
+    Arc<PluginHost>,
+) {
     let gh = FakeGithub {
         public,
         seen: Arc::default(),
@@ -345,8 +354,8 @@ async fn github_app_mints_a_token_from_a_server_that_verifies_its_jwt_and_revoke
         .with_state(gh.clone());
     let addr = serve(app).await;
 
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = config_with_secrets(dir.path(), &[("GITHUB_APP_KEY", APP_KEY_PEM)]);
+    let secrets = tempfile::tempdir().unwrap();
+    let mut config = config_with_secrets(secrets.path(), &[("GITHUB_APP_KEY", APP_KEY_PEM)]);
     grants(
         &mut config,
         "github-app",
@@ -362,7 +371,16 @@ async fn github_app_mints_a_token_from_a_server_that_verifies_its_jwt_and_revoke
             ("api_base_url", &format!("http://{addr}")),
         ],
     );
-    let (_plugins, host) = host_with(config).await;
+    let (plugins, host) = host_with(config).await;
+    (gh, secrets, plugins, host)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn github_app_mints_a_token_from_a_server_that_verifies_its_jwt_and_revokes_it() {
+    let public = rsa::RsaPrivateKey::from_pkcs1_pem(APP_KEY_PEM)
+        .unwrap()
+        .to_public_key();
+    let (gh, _secrets, _plugins, host) = github_app_host(public).await;
     let broker = host.broker("github-app").unwrap();
 
     let credential = broker
@@ -405,32 +423,7 @@ async fn github_app_with_a_key_github_does_not_know_is_refused() {
         rsa::BigUint::from(65_537u32),
     )
     .unwrap();
-    let gh = FakeGithub {
-        public: wrong,
-        seen: Arc::default(),
-    };
-    let app = Router::new()
-        .route("/repos/{owner}/{repo}/installation", get(gh_installation))
-        .with_state(gh.clone());
-    let addr = serve(app).await;
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = config_with_secrets(dir.path(), &[("GITHUB_APP_KEY", APP_KEY_PEM)]);
-    grants(
-        &mut config,
-        "github-app",
-        &["GITHUB_APP_KEY"],
-        &["127.0.0.1"],
-    );
-    plugin_config(
-        &mut config,
-        "github-app",
-        &[
-            ("app_id", APP_ID),
-            ("private_key_secret", "GITHUB_APP_KEY"),
-            ("api_base_url", &format!("http://{addr}")),
-        ],
-    );
-    let (_plugins, host) = host_with(config).await;
+    let (_gh, _secrets, _plugins, host) = github_app_host(wrong).await;
     let error = host
         .broker("github-app")
         .unwrap()

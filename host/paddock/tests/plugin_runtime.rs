@@ -196,6 +196,7 @@ async fn plugins_see_no_environment_and_no_files_unless_granted() {
                 writable: false,
             }],
             allow_hosts: vec![],
+            secrets: vec![],
         },
     );
     let (_dir, host) = host_with(config).await;

@@ -144,23 +144,13 @@ struct Settings {
 
 impl Settings {
     fn from_config() -> Result<Self, PluginError> {
-        let required = |key: &str| {
-            config::get(key)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-                .ok_or_else(|| {
-                    PluginError::InvalidInput(format!(
-                        "config key `{key}` is not set ([plugins.config.github-app])"
-                    ))
-                })
-        };
         let api_base_url = config::get("api_base_url")
             .map(|v| v.trim().trim_end_matches('/').to_owned())
             .filter(|v| !v.is_empty())
             .unwrap_or_else(|| DEFAULT_API_BASE_URL.to_owned());
         Ok(Self {
-            app_id: required("app_id")?,
-            private_key_secret: required("private_key_secret")?,
+            app_id: config::required("app_id")?,
+            private_key_secret: config::required("private_key_secret")?,
             api_base_url,
             installation_id: config::parse("installation_id")?,
         })

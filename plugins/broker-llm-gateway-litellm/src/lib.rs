@@ -160,17 +160,9 @@ struct Settings {
 
 impl Settings {
     fn from_config() -> Result<Self, PluginError> {
-        let required = |key: &str| {
-            config::get(key)
-                .map(|v| v.trim().to_owned())
-                .filter(|v| !v.is_empty())
-                .ok_or_else(|| {
-                    PluginError::InvalidInput(format!(
-                        "config key `{key}` is not set ([plugins.config.llm-gateway-litellm])"
-                    ))
-                })
-        };
-        let base_url = required("base_url")?.trim_end_matches('/').to_owned();
+        let base_url = config::required("base_url")?
+            .trim_end_matches('/')
+            .to_owned();
         let gateway_url = config::get("gateway_url")
             .map(|v| v.trim().trim_end_matches('/').to_owned())
             .filter(|v| !v.is_empty())
@@ -186,7 +178,7 @@ impl Settings {
         Ok(Self {
             base_url,
             gateway_url,
-            master_key_secret: required("master_key_secret")?,
+            master_key_secret: config::required("master_key_secret")?,
             default_models: config::list("default_models"),
             default_budget_usd: config::parse("default_budget_usd")?,
             default_duration_secs,
@@ -220,7 +212,7 @@ impl Settings {
             None => Some(self.default_models.clone()),
         };
         let max_budget = match (scope.max_budget, self.default_budget_usd) {
-            (Some(asked), _) if !(asked >= 0.0) => {
+            (Some(asked), _) if !asked.is_finite() || asked < 0.0 => {
                 return Err(PluginError::InvalidInput(format!(
                     "max_budget {asked} is not a non-negative number"
                 )));

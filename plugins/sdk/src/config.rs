@@ -2,8 +2,8 @@
 //! in the host's TOML): plain strings, never secrets. Imported by the
 //! `broker` and `provider` worlds.
 //!
-//! Natively (unit tests), values come from the mock host of
-//! [`crate::testing::provider`].
+//! Natively (unit tests), values come from the installed mock host
+//! ([`crate::testing::broker`] or [`crate::testing::provider`]).
 
 use std::str::FromStr;
 
@@ -23,6 +23,20 @@ pub fn get(key: &str) -> Option<String> {
     };
     #[cfg(not(target_arch = "wasm32"))]
     return crate::testing::provider::host::config_get(key);
+}
+
+/// The value of `key`, trimmed.
+///
+/// # Errors
+///
+/// [`PluginError::InvalidInput`] naming the key when it is unset or blank:
+/// a plugin that cannot work without it says which key the operator must
+/// set.
+pub fn required(key: &str) -> Result<String, PluginError> {
+    get(key)
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| PluginError::InvalidInput(format!("config key `{key}` is not set")))
 }
 
 /// The value of `key` parsed as `T`; `None` if unset or blank.

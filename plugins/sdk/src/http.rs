@@ -12,8 +12,8 @@
 //! if resp.is_success() { /* resp.json::<Health>() */ }
 //! ```
 //!
-//! Natively (unit tests), [`send`] calls the mock host of
-//! [`crate::testing::provider`].
+//! Natively (unit tests), [`send`] calls the installed mock host
+//! ([`crate::testing::broker`] or [`crate::testing::provider`]).
 
 use std::fmt;
 

@@ -15,7 +15,7 @@ use super::PluginGrants;
 use super::engine::PluginEngine;
 use super::error::PluginError;
 use super::limits::PluginLimits;
-use super::store::{HostState, guarded, new_store};
+use super::store::{HostState, guarded, instance_pre, new_store, world_linker};
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -28,7 +28,6 @@ mod bindings {
 
 use bindings::exports::paddock::plugin::agent_adapter as wit;
 pub use bindings::paddock::plugin::{log as wit_log, types as wit_types};
-pub(crate) use convert::plugin_error;
 
 pub use convert::from_wit_event;
 
@@ -54,12 +53,9 @@ impl std::fmt::Debug for AgentPlugin {
 /// The linker for the `agent` world: WASI p2 (with nothing granted unless
 /// configured) and the `log` import.
 pub(crate) fn linker(engine: &PluginEngine) -> Result<Linker<HostState>, PluginError> {
-    let mut linker = Linker::new(engine.engine());
-    wasmtime_wasi::p2::add_to_linker_async(&mut linker)
-        .map_err(|e| PluginError::Engine(format!("{e:#}")))?;
-    bindings::Agent::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |state| state)
-        .map_err(|e| PluginError::Engine(format!("{e:#}")))?;
-    Ok(linker)
+    world_linker(engine, |linker| {
+        bindings::Agent::add_to_linker::<_, HasSelf<HostState>>(linker, |state| state)
+    })
 }
 
 impl wit_log::Host for HostState {
@@ -76,6 +72,14 @@ impl wit_log::Host for HostState {
 }
 
 impl wit_types::Host for HostState {}
+
+/// A plugin's `plugin-error` answer as the host's error naming it.
+pub(crate) fn refused(plugin: &str, error: wit_types::PluginError) -> PluginError {
+    PluginError::Refused {
+        plugin: plugin.to_owned(),
+        error: convert::plugin_error(error),
+    }
+}
 
 /// A plugin's name keys its config, grants and API references: letters,
 /// digits, `-` and `_` only.
@@ -104,10 +108,7 @@ impl AgentPlugin {
         source_name: &str,
         settings: impl Fn(&str) -> (PluginLimits, PluginGrants),
     ) -> Result<Self, PluginError> {
-        let instance_pre = linker
-            .instantiate_pre(component)
-            .map_err(|e| PluginError::load(source_name, format!("{e:#}")))?;
-        let pre = bindings::AgentPre::new(instance_pre)
+        let pre = bindings::AgentPre::new(instance_pre(linker, component, source_name)?)
             .map_err(|e| PluginError::load(source_name, format!("not an agent adapter: {e:#}")))?;
         // The name is only known after `info()`; the smoke call runs under
         // the default limits, named after the source.
@@ -190,10 +191,7 @@ impl AgentPlugin {
         .await?;
         match result {
             Ok(exec) => Ok(convert::exec_spec(exec)),
-            Err(error) => Err(PluginError::Refused {
-                plugin: self.name.to_string(),
-                error: convert::plugin_error(error),
-            }),
+            Err(error) => Err(refused(&self.name, error)),
         }
     }
 

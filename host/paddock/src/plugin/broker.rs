@@ -25,11 +25,12 @@ use std::sync::Arc;
 use wasmtime::component::{Component, HasSelf, Linker};
 
 use super::PluginGrants;
+use super::agent::refused;
 use super::engine::PluginEngine;
 use super::error::PluginError;
 use super::limits::PluginLimits;
 use super::secrets::{SecretError, read_secret};
-use super::store::{HostState, guarded, new_store};
+use super::store::{HostState, fresh_call, instance_pre, world_linker};
 
 pub(crate) mod bindings {
     wasmtime::component::bindgen!({
@@ -147,12 +148,9 @@ pub(crate) struct BrokerCtx {
 /// The linker for the `broker` world: WASI p2 (nothing granted unless
 /// configured), log, config, secrets and outgoing-http.
 pub(crate) fn linker(engine: &PluginEngine) -> Result<Linker<HostState>, PluginError> {
-    let mut linker = Linker::new(engine.engine());
-    wasmtime_wasi::p2::add_to_linker_async(&mut linker)
-        .map_err(|e| PluginError::Engine(format!("{e:#}")))?;
-    bindings::Broker::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |state| state)
-        .map_err(|e| PluginError::Engine(format!("{e:#}")))?;
-    Ok(linker)
+    world_linker(engine, |linker| {
+        bindings::Broker::add_to_linker::<_, HasSelf<HostState>>(linker, |state| state)
+    })
 }
 
 impl wit_secrets::Host for HostState {
@@ -212,12 +210,9 @@ impl BrokerPlugin {
         source_name: &str,
         settings: impl Fn(&str) -> BrokerSettings,
     ) -> Result<Self, PluginError> {
-        let instance_pre = linker
-            .instantiate_pre(component)
-            .map_err(|e| PluginError::load(source_name, format!("{e:#}")))?;
-        let pre = bindings::BrokerPre::new(instance_pre).map_err(|e| {
-            PluginError::load(source_name, format!("not a credential broker: {e:#}"))
-        })?;
+        let pre = bindings::BrokerPre::new(instance_pre(linker, component, source_name)?).map_err(
+            |e| PluginError::load(source_name, format!("not a credential broker: {e:#}")),
+        )?;
         let mut probe = Self {
             name: source_name.into(),
             info: BrokerInfo {
@@ -271,7 +266,7 @@ impl BrokerPlugin {
         self.call(async |b, store| b.call_issue(store, &grant).await)
             .await?
             .map(Credential::from)
-            .map_err(|e| self.refused(e))
+            .map_err(|e| refused(&self.name, e))
     }
 
     /// Revokes what [`issue`](Self::issue) returned `handle` for. Errors as
@@ -279,7 +274,7 @@ impl BrokerPlugin {
     pub async fn revoke(&self, handle: &str) -> Result<(), PluginError> {
         self.call(async |b, store| b.call_revoke(store, handle).await)
             .await?
-            .map_err(|e| self.refused(e))
+            .map_err(|e| refused(&self.name, e))
     }
 
     /// Runs one export call in a fresh instance under this plugin's limits.
@@ -288,30 +283,21 @@ impl BrokerPlugin {
         f: impl AsyncFnOnce(&wit::Guest, &mut wasmtime::Store<HostState>) -> wasmtime::Result<R>,
     ) -> Result<R, PluginError> {
         let settings = &self.settings;
-        let wasi = settings.grants.wasi_ctx(&self.name).build();
-        let mut store = new_store(&self.engine, &self.name, &settings.limits, wasi);
-        store.data_mut().set_broker(
-            BrokerCtx {
-                config: settings.config.clone(),
-                secrets_file: settings.secrets_file.clone(),
-            },
-            settings.grants.clone(),
-        );
         let pre = &self.pre;
-        let instance = guarded(&mut store, &settings.limits, async |store| {
-            pre.instantiate_async(store).await
-        })
-        .await?;
-        guarded(&mut store, &settings.limits, async |store| {
-            f(instance.paddock_plugin_credential_broker(), store).await
-        })
+        fresh_call(
+            &self.engine,
+            &self.name,
+            &settings.limits,
+            &settings.grants,
+            |state| {
+                state.set_broker(BrokerCtx {
+                    config: settings.config.clone(),
+                    secrets_file: settings.secrets_file.clone(),
+                })
+            },
+            async |store| pre.instantiate_async(store).await,
+            async |instance, store| f(instance.paddock_plugin_credential_broker(), store).await,
+        )
         .await
-    }
-
-    fn refused(&self, error: WitPluginError) -> PluginError {
-        PluginError::Refused {
-            plugin: self.name.to_string(),
-            error: super::agent::plugin_error(error),
-        }
     }
 }

@@ -14,10 +14,11 @@ use async_trait::async_trait;
 use wasmtime::component::{Component, HasSelf, Linker};
 
 use super::PluginGrants;
+use super::agent::refused;
 use super::engine::PluginEngine;
 use super::error::PluginError;
 use super::limits::PluginLimits;
-use super::store::{HostState, guarded, new_store};
+use super::store::{HostState, fresh_call, instance_pre, world_linker};
 
 pub(crate) mod bindings {
     wasmtime::component::bindgen!({
@@ -69,12 +70,9 @@ pub(crate) struct ProviderCtx {
 /// The linker for the `provider` world: WASI p2 (nothing granted unless
 /// configured), log, config, container-runtime and outgoing-http.
 pub(crate) fn linker(engine: &PluginEngine) -> Result<Linker<HostState>, PluginError> {
-    let mut linker = Linker::new(engine.engine());
-    wasmtime_wasi::p2::add_to_linker_async(&mut linker)
-        .map_err(|e| PluginError::Engine(format!("{e:#}")))?;
-    bindings::Provider::add_to_linker::<_, HasSelf<HostState>>(&mut linker, |state| state)
-        .map_err(|e| PluginError::Engine(format!("{e:#}")))?;
-    Ok(linker)
+    world_linker(engine, |linker| {
+        bindings::Provider::add_to_linker::<_, HasSelf<HostState>>(linker, |state| state)
+    })
 }
 
 impl sandbox_types::Host for HostState {}
@@ -162,12 +160,10 @@ impl ProviderPlugin {
         source_name: &str,
         settings: impl Fn(&str) -> ProviderSettings,
     ) -> Result<Self, PluginError> {
-        let instance_pre = linker
-            .instantiate_pre(component)
-            .map_err(|e| PluginError::load(source_name, format!("{e:#}")))?;
-        let pre = bindings::ProviderPre::new(instance_pre).map_err(|e| {
-            PluginError::load(source_name, format!("not a sandbox provider: {e:#}"))
-        })?;
+        let pre = bindings::ProviderPre::new(instance_pre(linker, component, source_name)?)
+            .map_err(|e| {
+                PluginError::load(source_name, format!("not a sandbox provider: {e:#}"))
+            })?;
         let defaults = settings("");
         let mut probe = Self {
             name: source_name.into(),
@@ -215,31 +211,22 @@ impl ProviderPlugin {
         &self,
         f: impl AsyncFnOnce(&wit::Guest, &mut wasmtime::Store<HostState>) -> wasmtime::Result<R>,
     ) -> Result<R, PluginError> {
-        let wasi = self.grants.wasi_ctx(&self.name).build();
-        let mut store = new_store(&self.engine, &self.name, &self.limits, wasi);
-        store.data_mut().set_provider(
-            ProviderCtx {
-                runtime: self.runtime.get().cloned(),
-                config: self.config.clone(),
-            },
-            self.grants.clone(),
-        );
         let pre = &self.pre;
-        let instance = guarded(&mut store, &self.limits, async |store| {
-            pre.instantiate_async(store).await
-        })
-        .await?;
-        guarded(&mut store, &self.limits, async |store| {
-            f(instance.paddock_plugin_sandbox_provider(), store).await
-        })
+        fresh_call(
+            &self.engine,
+            &self.name,
+            &self.limits,
+            &self.grants,
+            |state| {
+                state.set_provider(ProviderCtx {
+                    runtime: self.runtime.get().cloned(),
+                    config: self.config.clone(),
+                })
+            },
+            async |store| pre.instantiate_async(store).await,
+            async |instance, store| f(instance.paddock_plugin_sandbox_provider(), store).await,
+        )
         .await
-    }
-
-    fn refused(&self, error: WitPluginError) -> PluginError {
-        PluginError::Refused {
-            plugin: self.name.to_string(),
-            error: super::agent::plugin_error(error),
-        }
     }
 
     pub async fn provision(
@@ -248,24 +235,24 @@ impl ProviderPlugin {
     ) -> Result<SandboxHandle, PluginError> {
         self.call(async |p, store| p.call_provision(store, request).await)
             .await?
-            .map_err(|e| self.refused(e))
+            .map_err(|e| refused(&self.name, e))
     }
 
     pub async fn destroy(&self, id: &str) -> Result<(), PluginError> {
         self.call(async |p, store| p.call_destroy(store, id).await)
             .await?
-            .map_err(|e| self.refused(e))
+            .map_err(|e| refused(&self.name, e))
     }
 
     pub async fn list(&self) -> Result<Vec<SandboxHandle>, PluginError> {
         self.call(async |p, store| p.call_list(store).await)
             .await?
-            .map_err(|e| self.refused(e))
+            .map_err(|e| refused(&self.name, e))
     }
 
     pub async fn inspect(&self, id: &str) -> Result<Option<SandboxHandle>, PluginError> {
         self.call(async |p, store| p.call_inspect(store, id).await)
             .await?
-            .map_err(|e| self.refused(e))
+            .map_err(|e| refused(&self.name, e))
     }
 }

@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use tokio::io::AsyncWrite;
-use wasmtime::component::ResourceTable;
+use wasmtime::component::{Component, InstancePre, Linker, ResourceTable};
 use wasmtime::{ResourceLimiter, Store, UpdateDeadline};
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -38,14 +38,12 @@ pub struct HostState {
 }
 
 impl HostState {
-    pub(crate) fn set_provider(&mut self, ctx: ProviderCtx, grants: PluginGrants) {
+    pub(crate) fn set_provider(&mut self, ctx: ProviderCtx) {
         self.provider = Some(ctx);
-        self.grants = grants;
     }
 
-    pub(crate) fn set_broker(&mut self, ctx: BrokerCtx, grants: PluginGrants) {
+    pub(crate) fn set_broker(&mut self, ctx: BrokerCtx) {
         self.broker = Some(ctx);
-        self.grants = grants;
     }
 
     /// The plugin's config (`[plugins.config.<name>]`).
@@ -146,6 +144,56 @@ pub(crate) fn new_store(
         }
     });
     store
+}
+
+/// A linker with WASI p2 (nothing granted unless configured) and one
+/// world's imports, added by `add_world` (its bindings' `add_to_linker`).
+pub(crate) fn world_linker(
+    engine: &PluginEngine,
+    add_world: impl FnOnce(&mut Linker<HostState>) -> wasmtime::Result<()>,
+) -> Result<Linker<HostState>, PluginError> {
+    let mut linker = Linker::new(engine.engine());
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)
+        .map_err(|e| PluginError::Engine(format!("{e:#}")))?;
+    add_world(&mut linker).map_err(|e| PluginError::Engine(format!("{e:#}")))?;
+    Ok(linker)
+}
+
+/// Links `component` ahead of instantiation; `source_name` names it in
+/// the error when an import is missing.
+pub(crate) fn instance_pre(
+    linker: &Linker<HostState>,
+    component: &Component,
+    source_name: &str,
+) -> Result<InstancePre<HostState>, PluginError> {
+    linker
+        .instantiate_pre(component)
+        .map_err(|e| PluginError::load(source_name, format!("{e:#}")))
+}
+
+/// Runs one export call of a plugin whose calls are independent (brokers,
+/// providers): a fresh store and instance under `limits`, `grants` (for
+/// `outgoing-http` and `secrets`) and `prepare` giving the store its
+/// world's context, and both the instantiation and the call
+/// under the deadline.
+pub(crate) async fn fresh_call<I, R>(
+    engine: &PluginEngine,
+    plugin: &Arc<str>,
+    limits: &PluginLimits,
+    grants: &PluginGrants,
+    prepare: impl FnOnce(&mut HostState),
+    instantiate: impl AsyncFnOnce(&mut Store<HostState>) -> wasmtime::Result<I>,
+    call: impl AsyncFnOnce(&I, &mut Store<HostState>) -> wasmtime::Result<R>,
+) -> Result<R, PluginError> {
+    let wasi = grants.wasi_ctx(plugin).build();
+    let mut store = new_store(engine, plugin, limits, wasi);
+    store.data_mut().grants = grants.clone();
+    prepare(store.data_mut());
+    let instance = guarded(&mut store, limits, instantiate).await?;
+    guarded(&mut store, limits, async |store| {
+        call(&instance, store).await
+    })
+    .await
 }
 
 /// Runs one call into the plugin under the deadline of `limits`, and turns

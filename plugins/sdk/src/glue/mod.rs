@@ -14,6 +14,7 @@ pub mod provider;
 
 /// Stands in for a world whose feature is off: its export macro is a
 /// `compile_error!` naming the feature.
+#[cfg(not(all(feature = "agent", feature = "broker", feature = "provider")))]
 macro_rules! missing_world {
     // `$d` is a `$` token passed in, so the inner macro can have a matcher
     // of its own.
@@ -61,6 +62,7 @@ missing_world!(
 /// The conversions every world's glue needs between the SDK's plain types
 /// and that world's own generated copy of `types` (each `generate!` makes
 /// one). Expanded in a glue module that has `wit_types` in scope.
+#[cfg(any(feature = "broker", feature = "provider"))]
 macro_rules! world_conversions {
     () => {
         #[allow(dead_code)]
@@ -101,6 +103,7 @@ macro_rules! world_conversions {
         }
     };
 }
+#[cfg(any(feature = "broker", feature = "provider"))]
 pub(crate) use world_conversions;
 
 pub use wit_bindgen;

@@ -25,12 +25,14 @@ use crate::http::{HttpError, Request, Response};
 
 pub use super::provider::{Call, Mock};
 
+type HttpFn = dyn FnMut(&Request) -> Result<Response, HttpError>;
+
 /// What the mock host answers with; build it, then [`install`](Self::install).
 #[derive(Default)]
 pub struct MockHost {
     inner: super::provider::MockHost,
     routes: Vec<(String, String, Response)>,
-    fallback: Option<Box<dyn FnMut(&Request) -> Result<Response, HttpError>>>,
+    fallback: Option<Box<HttpFn>>,
 }
 
 impl MockHost {
