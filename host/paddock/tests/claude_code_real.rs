@@ -341,11 +341,24 @@ async fn the_real_claude_cli_runs_through_the_builtin_gateway_on_a_virtual_key()
 
     // The gateway recorded the first run's usage for the session.
     let (status, body) = host
-        .call("GET", &format!("/v1/sessions/{session}/gateway"), ALICE, None)
+        .call(
+            "GET",
+            &format!("/v1/sessions/{session}/gateway"),
+            ALICE,
+            None,
+        )
         .await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["usage"]["total"]["input_tokens"], 2 * INPUT_TOKENS, "{body}");
-    assert_eq!(body["usage"]["total"]["output_tokens"], 2 * OUTPUT_TOKENS, "{body}");
+    assert_eq!(
+        body["usage"]["total"]["input_tokens"],
+        2 * INPUT_TOKENS,
+        "{body}"
+    );
+    assert_eq!(
+        body["usage"]["total"]["output_tokens"],
+        2 * OUTPUT_TOKENS,
+        "{body}"
+    );
 
     // The sandbox (its files, its runnerd's state) never held the real key,
     // and the virtual key is masked in what the session printed.

@@ -372,3 +372,34 @@ async fn ttl_reaping_revokes_at_the_broker() {
         ]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_host_crash_the_credentials_are_still_masked_and_revoked() {
+    let dir = common::visible_tempdir();
+    let revoked = Revoked::default();
+    let mut host = host(dir.path(), &revoked, "").await;
+    let session = host
+        .create_session(
+            ALICE,
+            json!({"grants": [{"broker": "test-broker-faults", "name": "fine"}]}),
+        )
+        .await;
+    let (out, _) = run(&host, &session, r#"echo "$FAULTS_TOKEN""#).await;
+    assert_eq!(out.trim(), "[REDACTED]");
+    host.kill9();
+
+    let host = self::host(dir.path(), &revoked, "").await;
+    let (out, _) = run(&host, &session, r#"echo "again $FAULTS_TOKEN""#).await;
+    assert_eq!(out.trim(), "again [REDACTED]", "masked after the restart");
+    let (status, view) = host
+        .call("GET", &format!("/v1/sessions/{session}"), ALICE, None)
+        .await;
+    assert_eq!(status, 200, "{view}");
+    assert_eq!(view["grants"][0]["env"], json!(["FAULTS_TOKEN"]), "{view}");
+    assert!(!view.to_string().contains("token-ses-"), "{view}");
+    let (status, _) = host
+        .call("DELETE", &format!("/v1/sessions/{session}"), ALICE, None)
+        .await;
+    assert_eq!(status, 204);
+    assert_eq!(revoked.handles(), [format!("handle-{session}")]);
+}
