@@ -64,38 +64,13 @@ async fn the_real_claude_cli_runs_a_tool_and_answers_through_the_host() {
 
     let dir = tempfile::tempdir().unwrap();
     let host = Host::start(&dir.path().join("data"), "");
-    let session = host.create_session(ALICE, json!({})).await;
-    let path = format!("{}:/usr/local/bin:/usr/bin:/bin", bin_dir.display());
-    let (status, body) = host
-        .call(
-            "PATCH",
-            &format!("/v1/sessions/{session}/env"),
-            ALICE,
-            Some(json!({"set": {"PATH": path, KEY_VAR: FAKE_KEY}})),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
-
-    let exec = host
-        .exec(
-            ALICE,
-            &session,
-            json!({
-                "agent": "claude-code",
-                "run": {
-                    "prompt": PROMPT,
-                    "model": MODEL,
-                    "gateway": {"base_url": mock_url, "token_env": KEY_VAR},
-                    "options": {"permission_mode": "bypassPermissions"},
-                },
-                "timeout_ms": 100_000,
-            }),
-        )
-        .await;
-    let sse = host.events(ALICE, &session, &exec, None).await;
-    let events = tokio::time::timeout(Duration::from_secs(150), sse.collect())
-        .await
-        .expect("the agent run ended within 150 s");
+    let session = cli_session(&host, &bin_dir, json!({KEY_VAR: FAKE_KEY})).await;
+    let (exec, events) = run_claude(
+        &host,
+        &session,
+        json!({"model": MODEL, "gateway": {"base_url": mock_url, "token_env": KEY_VAR}}),
+    )
+    .await;
 
     let agent: Vec<&Value> = events
         .iter()
@@ -261,37 +236,9 @@ async fn the_real_claude_cli_runs_through_the_builtin_gateway_on_a_virtual_key()
         &config,
         &[("PADDOCK_E2E_UPSTREAM_KEY", REAL_KEY)],
     );
-    let session = host.create_session(ALICE, json!({})).await;
-    let path = format!("{}:/usr/local/bin:/usr/bin:/bin", bin_dir.display());
-    let (status, body) = host
-        .call(
-            "PATCH",
-            &format!("/v1/sessions/{session}/env"),
-            ALICE,
-            Some(json!({"set": {"PATH": path}})),
-        )
-        .await;
-    assert_eq!(status, 200, "{body}");
+    let session = cli_session(&host, &bin_dir, json!({})).await;
     let run = async |model: &str| {
-        let exec = host
-            .exec(
-                ALICE,
-                &session,
-                json!({
-                    "agent": "claude-code",
-                    "run": {
-                        "prompt": PROMPT,
-                        "model": model,
-                        "options": {"permission_mode": "bypassPermissions"},
-                    },
-                    "timeout_ms": 100_000,
-                }),
-            )
-            .await;
-        let sse = host.events(ALICE, &session, &exec, None).await;
-        let events = tokio::time::timeout(Duration::from_secs(150), sse.collect())
-            .await
-            .expect("the agent run ended within 150 s");
+        let (_, events) = run_claude(&host, &session, json!({"model": model})).await;
         let agent: Vec<Value> = events
             .iter()
             .filter(|e| e.event == "agent")
@@ -380,6 +327,50 @@ async fn the_real_claude_cli_runs_through_the_builtin_gateway_on_a_virtual_key()
             );
         }
     }
+}
+
+/// A session whose PATH finds the installed CLI, with `env` set too.
+async fn cli_session(host: &Host, bin_dir: &Path, env: Value) -> String {
+    let session = host.create_session(ALICE, json!({})).await;
+    let mut set = env;
+    set["PATH"] = json!(format!(
+        "{}:/usr/local/bin:/usr/bin:/bin",
+        bin_dir.display()
+    ));
+    let (status, body) = host
+        .call(
+            "PATCH",
+            &format!("/v1/sessions/{session}/env"),
+            ALICE,
+            Some(json!({ "set": set })),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    session
+}
+
+/// Runs the CLI on [`PROMPT`] with the run spec's other fields from `run`;
+/// returns the exec id and every event of the run.
+async fn run_claude(host: &Host, session: &str, run: Value) -> (String, Vec<common::SseEvent>) {
+    let mut spec = json!({
+        "prompt": PROMPT,
+        "options": {"permission_mode": "bypassPermissions"},
+    });
+    if let (Some(spec), Some(run)) = (spec.as_object_mut(), run.as_object()) {
+        spec.extend(run.clone());
+    }
+    let exec = host
+        .exec(
+            ALICE,
+            session,
+            json!({"agent": "claude-code", "run": spec, "timeout_ms": 100_000}),
+        )
+        .await;
+    let sse = host.events(ALICE, session, &exec, None).await;
+    let events = tokio::time::timeout(Duration::from_secs(150), sse.collect())
+        .await
+        .expect("the agent run ended within 150 s");
+    (exec, events)
 }
 
 // ---------------------------------------------------------------------------

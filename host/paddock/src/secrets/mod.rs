@@ -153,20 +153,6 @@ impl Secrets {
             .await?;
             Err(err)
         };
-        let broker = match self.plugins.broker(&grant.broker) {
-            Ok(broker) => broker,
-            Err(source) => {
-                return failed(
-                    source.to_string(),
-                    SecretsError::Broker {
-                        broker: grant.broker.clone(),
-                        name: grant.name.clone(),
-                        source,
-                    },
-                )
-                .await;
-            }
-        };
         let request = Grant {
             session_id: session_id.to_owned(),
             owner: owner.to_owned(),
@@ -174,27 +160,28 @@ impl Secrets {
             scope: grant.scope.clone(),
             ttl_secs,
         };
-        let credential = match broker.issue(&request).await {
+        let issued = match self.plugins.broker(&grant.broker) {
+            Ok(broker) => broker.issue(&request).await,
+            Err(err) => Err(err),
+        };
+        let mut credential = match issued {
             Ok(credential) => IssuedCredential::from_broker(grant, credential),
             Err(source) => {
                 tracing::error!(session = session_id, broker = %grant.broker, name = %grant.name, error = %source, "broker could not issue");
-                return failed(
-                    source.to_string(),
-                    SecretsError::Broker {
-                        broker: grant.broker.clone(),
-                        name: grant.name.clone(),
-                        source,
-                    },
-                )
-                .await;
+                let reason = source.to_string();
+                let err = SecretsError::Broker {
+                    broker: grant.broker.clone(),
+                    name: grant.name.clone(),
+                    source,
+                };
+                return failed(reason, err).await;
             }
         };
         // From here on the credential exists at its broker: anything that
         // goes wrong revokes it.
-        let mut held = vec![credential];
-        let checked = held[0].check(before).and_then(|()| {
+        let checked = credential.check(before).and_then(|()| {
             logs::LIVE
-                .add(session_id, held[0].values())
+                .add(session_id, credential.values())
                 .map_err(|e| e.to_string())
         });
         if let Err(reason) = checked {
@@ -203,10 +190,10 @@ impl Secrets {
                 name: grant.name.clone(),
                 reason: reason.clone(),
             };
-            self.revoke_all(session_id, owner, &mut held).await;
+            self.revoke_all(session_id, owner, std::slice::from_mut(&mut credential))
+                .await;
             return failed(reason, err).await;
         }
-        let credential = held.remove(0);
         if let Err(err) = self
             .record(
                 session_id,
@@ -220,7 +207,8 @@ impl Secrets {
             .await
         {
             // Not audited, not handed out.
-            self.revoke_all(session_id, owner, &mut [credential]).await;
+            self.revoke_all(session_id, owner, std::slice::from_mut(&mut credential))
+                .await;
             return Err(err);
         }
         tracing::info!(session = session_id, owner, broker = %grant.broker, name = %grant.name, "credential issued");
