@@ -64,7 +64,7 @@ async fn the_real_claude_cli_runs_a_tool_and_answers_through_the_host() {
 
     let dir = tempfile::tempdir().unwrap();
     let host = Host::start(&dir.path().join("data"), "");
-    let session = cli_session(&host, &bin_dir, json!({KEY_VAR: FAKE_KEY})).await;
+    let session = cli_session(&host, &bin_dir, json!({}), json!({KEY_VAR: FAKE_KEY})).await;
     let (exec, events) = run_claude(
         &host,
         &session,
@@ -236,7 +236,7 @@ async fn the_real_claude_cli_runs_through_the_builtin_gateway_on_a_virtual_key()
         &config,
         &[("PADDOCK_E2E_UPSTREAM_KEY", REAL_KEY)],
     );
-    let session = cli_session(&host, &bin_dir, json!({})).await;
+    let session = cli_session(&host, &bin_dir, json!({}), json!({})).await;
     let run = async |model: &str| {
         let (_, events) = run_claude(&host, &session, json!({"model": model})).await;
         let agent: Vec<Value> = events
@@ -329,9 +329,71 @@ async fn the_real_claude_cli_runs_through_the_builtin_gateway_on_a_virtual_key()
     }
 }
 
-/// A session whose PATH finds the installed CLI, with `env` set too.
-async fn cli_session(host: &Host, bin_dir: &Path, env: Value) -> String {
-    let session = host.create_session(ALICE, json!({})).await;
+/// An operator's own gateway comes through grants: a session granted
+/// `PADDOCK_GATEWAY_URL` and `PADDOCK_GATEWAY_KEY` (here by the `env`
+/// broker; `llm-gateway-litellm` issues the same pair) has its agent runs
+/// pointed there, with the granted key, and the built-in gateway is not
+/// used.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_real_claude_cli_uses_a_gateway_the_session_was_granted() {
+    let Some(bin_dir) = tokio::task::spawn_blocking(install_claude_code)
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+    else {
+        return;
+    };
+    let mock = Mock::default();
+    let mock_url = mock.serve().await;
+    let dir = common::visible_tempdir();
+    let config = "[secrets.policy.alice]\nallow = [\"env:PADDOCK_GATEWAY_URL\", \"env:PADDOCK_GATEWAY_KEY\"]\n\n\
+                  [plugins.grants.env]\nsecrets = [\"PADDOCK_GATEWAY_URL\", \"PADDOCK_GATEWAY_KEY\"]\n";
+    let host = Host::start_with_env(
+        &dir.path().join("data"),
+        config,
+        &[
+            ("PADDOCK_SECRET_PADDOCK_GATEWAY_URL", &mock_url),
+            ("PADDOCK_SECRET_PADDOCK_GATEWAY_KEY", FAKE_KEY),
+        ],
+    );
+    let grants = json!({"grants": [
+        {"broker": "env", "name": "PADDOCK_GATEWAY_URL"},
+        {"broker": "env", "name": "PADDOCK_GATEWAY_KEY"},
+    ]});
+    let session = cli_session(&host, &bin_dir, grants, json!({})).await;
+    let (_, events) = run_claude(&host, &session, json!({"model": MODEL})).await;
+    let result = events
+        .iter()
+        .rfind(|e| e.event == "agent" && e.data["type"] == "result")
+        .map(|e| e.data.clone());
+    assert_eq!(
+        result.as_ref().map(|r| r["status"].clone()),
+        Some(json!("success")),
+        "{events:?}"
+    );
+    let messages: Vec<Recorded> = mock
+        .requests()
+        .into_iter()
+        .filter(Recorded::is_messages)
+        .collect();
+    assert_eq!(messages.len(), 2, "{:?}", mock.summary());
+    for request in &messages {
+        assert_eq!(request.api_key.as_deref(), Some(FAKE_KEY));
+    }
+    let (status, _) = host
+        .call(
+            "GET",
+            &format!("/v1/sessions/{session}/gateway"),
+            ALICE,
+            None,
+        )
+        .await;
+    assert_eq!(status, 404, "the built-in gateway was not used");
+}
+
+/// A session created with `create` whose PATH finds the installed CLI,
+/// with `env` set too.
+async fn cli_session(host: &Host, bin_dir: &Path, create: Value, env: Value) -> String {
+    let session = host.create_session(ALICE, create).await;
     let mut set = env;
     set["PATH"] = json!(format!(
         "{}:/usr/local/bin:/usr/bin:/bin",

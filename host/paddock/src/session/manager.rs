@@ -644,6 +644,9 @@ impl Sessions {
                 })?;
                 let workdir = run.workdir.clone();
                 let mut env = request.env;
+                if run.gateway.is_none() {
+                    run.gateway = session.lock().record.granted_gateway();
+                }
                 if run.gateway.is_none()
                     && let Some((wire, key)) = self.gateway_key(session, &plugin, &run).await?
                     && let Some(gateway) = &self.gateway

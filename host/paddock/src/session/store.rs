@@ -15,6 +15,11 @@ use crate::secrets::IssuedCredential;
 
 use super::EndReason;
 
+/// The variable of a granted gateway's base URL.
+pub const GRANTED_GATEWAY_URL: &str = "PADDOCK_GATEWAY_URL";
+/// The variable of a granted gateway's key.
+pub const GRANTED_GATEWAY_KEY: &str = "PADDOCK_GATEWAY_KEY";
+
 /// One session, as persisted.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SessionRecord {
@@ -53,6 +58,25 @@ pub struct SessionRecord {
 }
 
 impl SessionRecord {
+    /// The gateway the session's grants issued, if they did: an operator's
+    /// own LLM gateway comes as credentials setting both
+    /// [`GRANTED_GATEWAY_URL`] and [`GRANTED_GATEWAY_KEY`] (as the
+    /// `llm-gateway-litellm` broker does). Agent runs use it before the
+    /// built-in gateway.
+    pub fn granted_gateway(&self) -> Option<paddock_sdk::agent::Gateway> {
+        let var = |name: &str| {
+            self.credentials
+                .iter()
+                .filter(|c| !c.revoked)
+                .find_map(|c| c.env.get(name))
+        };
+        var(GRANTED_GATEWAY_KEY)?;
+        var(GRANTED_GATEWAY_URL).map(|url| paddock_sdk::agent::Gateway {
+            base_url: url.clone(),
+            token_env: GRANTED_GATEWAY_KEY.to_owned(),
+        })
+    }
+
     /// Every secret value the session holds, for masking.
     pub fn secret_values(&self) -> Vec<Vec<u8>> {
         self.credentials
