@@ -231,6 +231,12 @@ impl Harness {
         status
     }
 
+    /// A streaming OpenAI Responses request for `gpt-5`.
+    async fn responses_stream(&self, key: &str) -> reqwest::Response {
+        let body = json!({ "model": "gpt-5", "stream": true, "input": "hi" });
+        self.openai(key, "/responses", body).await
+    }
+
     /// OpenAI style: `Authorization: Bearer`.
     async fn openai(&self, key: &str, path: &str, body: Value) -> reqwest::Response {
         self.http
@@ -327,13 +333,7 @@ async fn an_anthropic_stream_is_proxied_byte_exact_with_only_the_real_key_upstre
 async fn openai_requests_carry_the_real_key_as_bearer_and_never_the_virtual_one() {
     let h = harness(LimitsConfig::default()).await;
     let key = h.mint("s1");
-    let response = h
-        .openai(
-            &key,
-            "/responses",
-            json!({ "model": "gpt-5", "stream": true, "input": "hi" }),
-        )
-        .await;
+    let response = h.responses_stream(&key).await;
     assert_eq!(response.status(), 200);
     let headers = response.headers().clone();
     let body = response.bytes().await.unwrap();
@@ -471,13 +471,7 @@ async fn revoked_unknown_and_missing_keys_get_401() {
 async fn openai_responses_and_chat_streams_record_usage() {
     let h = harness(LimitsConfig::default()).await;
     let key = h.mint("s1");
-    let response = h
-        .openai(
-            &key,
-            "/responses",
-            json!({ "model": "gpt-5", "stream": true, "input": "hi" }),
-        )
-        .await;
+    let response = h.responses_stream(&key).await;
     assert_eq!(response.bytes().await.unwrap(), RESPONSES_SSE.as_bytes());
     let gpt5 = h.gateway.usage("s1").unwrap().models["gpt-5"].clone();
     assert_eq!(

@@ -52,6 +52,10 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<ExitCode
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
     let tokens = api_tokens(&config, &data_dir)?;
+    // Provider keys stay on the host: sandboxes get session keys for this.
+    // Opened first, so a missing key variable fails the start at once.
+    let gateway =
+        Gateway::open(config.gateway.clone(), &data_dir).context("opening the LLM gateway")?;
     let plugins = PluginHost::new(
         &config.plugins,
         Some(config.plugins_dir()),
@@ -85,10 +89,6 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<ExitCode
         .await
         .context("re-adopting sessions")?;
     let sweeper = tokio::spawn(sweep(sessions.clone(), sweep_every));
-
-    // Provider keys stay on the host: sandboxes get session keys for this.
-    let gateway =
-        Gateway::open(config.gateway.clone(), &data_dir).context("opening the LLM gateway")?;
 
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let (router, _) = api::router(AppState {

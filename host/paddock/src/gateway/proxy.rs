@@ -63,41 +63,34 @@ impl Api {
     }
 }
 
+/// The forwarded operations, the model lists, and a provider-style 404 for
+/// anything else under a wire's prefix (no fallback: the host's router has
+/// its own).
 pub(super) fn router(gateway: Arc<Gateway>) -> Router {
-    Router::new()
-        .route(
-            "/v1/gateway/anthropic/v1/messages",
-            post(|s: State<Arc<Gateway>>, r: Request| forward(s, r, Api::Messages)),
-        )
-        .route(
-            "/v1/gateway/anthropic/v1/messages/count_tokens",
-            post(|s: State<Arc<Gateway>>, r: Request| forward(s, r, Api::CountTokens)),
-        )
-        .route(
-            "/v1/gateway/openai/v1/responses",
-            post(|s: State<Arc<Gateway>>, r: Request| forward(s, r, Api::Responses)),
-        )
-        .route(
-            "/v1/gateway/openai/v1/chat/completions",
-            post(|s: State<Arc<Gateway>>, r: Request| forward(s, r, Api::ChatCompletions)),
-        )
-        .route(
-            "/v1/gateway/anthropic/v1/models",
-            get(|s: State<Arc<Gateway>>, h: HeaderMap| models(s, h, Wire::Anthropic)),
-        )
-        .route(
-            "/v1/gateway/openai/v1/models",
-            get(|s: State<Arc<Gateway>>, h: HeaderMap| models(s, h, Wire::OpenAi)),
-        )
-        .route(
-            "/v1/gateway/anthropic/{*rest}",
-            any(|r: Request| not_found(r, Wire::Anthropic)),
-        )
-        .route(
-            "/v1/gateway/openai/{*rest}",
-            any(|r: Request| not_found(r, Wire::OpenAi)),
-        )
-        .with_state(gateway)
+    let mut router = Router::new();
+    for api in [
+        Api::Messages,
+        Api::CountTokens,
+        Api::Responses,
+        Api::ChatCompletions,
+    ] {
+        router = router.route(
+            &format!("/v1/gateway/{}{}", api.wire(), api.path()),
+            post(move |s: State<Arc<Gateway>>, r: Request| forward(s, r, api)),
+        );
+    }
+    for wire in [Wire::Anthropic, Wire::OpenAi] {
+        router = router
+            .route(
+                &format!("/v1/gateway/{wire}/v1/models"),
+                get(move |s: State<Arc<Gateway>>, h: HeaderMap| models(s, h, wire)),
+            )
+            .route(
+                &format!("/v1/gateway/{wire}/{{*rest}}"),
+                any(move |r: Request| not_found(r, wire)),
+            );
+    }
+    router.with_state(gateway)
 }
 
 async fn not_found(request: Request, wire: Wire) -> Response {
