@@ -113,23 +113,14 @@ async fn forward(State(gateway): State<Arc<Gateway>>, request: Request, api: Api
             .await
             .unwrap_or_else(|refusal| refusal.response(wire)),
         Err((session, refusal)) => {
-            tracing::info!(session = session.as_deref().unwrap_or("-"), ?api, refusal = ?refusal_kind(&refusal), "gateway request refused");
+            tracing::info!(
+                session = session.as_deref().unwrap_or("-"),
+                ?api,
+                refusal = refusal.reason(),
+                "gateway request refused"
+            );
             refusal.response(wire)
         }
-    }
-}
-
-fn refusal_kind(refusal: &Refusal) -> &'static str {
-    match refusal {
-        Refusal::Unauthenticated => "unauthenticated",
-        Refusal::ModelNotAllowed { .. } => "model_not_allowed",
-        Refusal::Unpriced { .. } => "unpriced",
-        Refusal::MissingModel | Refusal::BadJson(_) => "bad_request",
-        Refusal::OverBudget(_) => "over_budget",
-        Refusal::TooLarge(_) => "too_large",
-        Refusal::NotConfigured(_) => "not_configured",
-        Refusal::Unreachable => "unreachable",
-        Refusal::NotFound(_) => "not_found",
     }
 }
 
@@ -217,7 +208,7 @@ async fn read_capped(headers: &HeaderMap, body: Body) -> Result<Bytes, Refusal> 
     let mut stream = body.into_data_stream();
     let mut bytes = Vec::with_capacity(declared.map_or(0, |n| n as usize));
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| Refusal::BadJson(format!("reading the body: {e}")))?;
+        let chunk = chunk.map_err(|e| Refusal::Unreadable(e.to_string()))?;
         if bytes.len() + chunk.len() > MAX_BODY_BYTES {
             return Err(Refusal::TooLarge(MAX_BODY_BYTES));
         }
