@@ -15,7 +15,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use futures_util::stream;
+use futures_util::{StreamExt, stream};
 use paddock::gateway::{Gateway, GatewayConfig, KeyLimits, LimitsConfig, Upstream, Wire};
 use serde_json::{Value, json};
 
@@ -75,6 +75,8 @@ struct Seen {
 #[derive(Clone, Default)]
 struct Scripted {
     seen: Arc<Mutex<Vec<Seen>>>,
+    /// Holds a paced answer (`x-test-paced`) after its first event.
+    gate: Arc<tokio::sync::Notify>,
 }
 
 impl Scripted {
@@ -101,6 +103,7 @@ async fn answer(State(scripted): State<Scripted>, request: Request) -> Response 
     let (parts, body) = request.into_parts();
     let body = axum::body::to_bytes(body, 64 << 20).await.unwrap();
     let path = parts.uri.path().to_owned();
+    let paced = parts.headers.contains_key("x-test-paced");
     scripted.seen.lock().unwrap().push(Seen {
         path: path.clone(),
         query: parts.uri.query().map(str::to_owned),
@@ -108,6 +111,23 @@ async fn answer(State(scripted): State<Scripted>, request: Request) -> Response 
         body: body.clone(),
     });
     let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    if paced {
+        // The first event, then the rest only once the client has it.
+        let split = ANTHROPIC_SSE.find("\n\n").unwrap() + 2;
+        let gate = scripted.gate.clone();
+        let first = stream::once(async move {
+            Ok::<_, std::io::Error>(Bytes::from_static(&ANTHROPIC_SSE.as_bytes()[..split]))
+        });
+        let rest = stream::once(async move {
+            gate.notified().await;
+            Ok(Bytes::from_static(&ANTHROPIC_SSE.as_bytes()[split..]))
+        });
+        return (
+            [(header::CONTENT_TYPE, "text/event-stream")],
+            Body::from_stream(first.chain(rest)),
+        )
+            .into_response();
+    }
     match path.as_str() {
         "/v1/messages" if request["stream"] == true => sse(ANTHROPIC_SSE.to_owned()),
         "/v1/messages" => axum::Json(json!({
@@ -327,6 +347,41 @@ async fn an_anthropic_stream_is_proxied_byte_exact_with_only_the_real_key_upstre
         serde_json::from_slice::<Value>(&seen.body).unwrap(),
         sonnet(true)
     );
+}
+
+#[tokio::test]
+async fn events_are_passed_on_as_they_come_not_buffered() {
+    let h = harness(LimitsConfig::default()).await;
+    let key = h.mint("s1");
+    let mut response = h
+        .http
+        .post(format!(
+            "{}/v1/messages",
+            h.gateway.base_url(Wire::Anthropic)
+        ))
+        .header("x-api-key", &key)
+        .header("x-test-paced", "1")
+        .json(&sonnet(true))
+        .send()
+        .await
+        .unwrap();
+    // The upstream sends the rest only after the client got the first event.
+    let mut got = Vec::new();
+    while !got.ends_with(b"\n\n") {
+        let chunk = tokio::time::timeout(std::time::Duration::from_secs(10), response.chunk())
+            .await
+            .expect("the first event was held back")
+            .unwrap()
+            .unwrap();
+        got.extend_from_slice(&chunk);
+    }
+    assert!(String::from_utf8_lossy(&got).starts_with("event: message_start"));
+    h.upstream.gate.notify_one();
+    while let Some(chunk) = response.chunk().await.unwrap() {
+        got.extend_from_slice(&chunk);
+    }
+    assert_eq!(got, ANTHROPIC_SSE.as_bytes());
+    assert_eq!(h.gateway.usage("s1").unwrap().total.output_tokens, 15);
 }
 
 #[tokio::test]

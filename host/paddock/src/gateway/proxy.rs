@@ -12,6 +12,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
+use bytes::BytesMut;
 use futures_util::{Stream, StreamExt};
 use serde::Deserialize;
 use serde_json::Value;
@@ -328,16 +329,16 @@ async fn send(gateway: &Gateway, admitted: Admitted, api: Api) -> Result<Respons
         .to_owned();
     let body = answer.bytes_stream();
     let body = match api.dialect() {
-        Some(dialect) if status.is_success() => Body::from_stream(Metered {
-            inner: Box::pin(body),
-            scanner: UsageScanner::new(dialect, &content_type),
-            record: Some(Recorder {
+        Some(dialect) if status.is_success() => Body::from_stream(Metered::new(
+            Box::pin(body),
+            UsageScanner::new(dialect, &content_type),
+            Recorder {
                 keys: gateway.keys.clone(),
                 session_id: admitted.caller.session_id,
                 model: admitted.model,
                 price: admitted.price,
-            }),
-        }),
+            },
+        )),
         _ => Body::from_stream(body),
     };
     let mut response = Response::new(body);
@@ -356,16 +357,44 @@ struct Recorder {
 
 type ByteStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
 
-/// The upstream's body, passed on chunk by chunk as it arrives while its
-/// usage is read. Usage is recorded at the end of the body, or when the
-/// client goes away first (what was seen by then still counts).
+/// The most bytes of the upstream's body passed on as one chunk.
+const COALESCE_BYTES: usize = 64 << 10;
+
+/// The upstream's body, passed on as it arrives while its usage is read.
+/// Usage is recorded at the end of the body, or when the client goes away
+/// first (what was seen by then still counts).
+///
+/// Each SSE event comes from the upstream connection's task as a chunk of
+/// its own, and each chunk handed on alone costs a write to the client.
+/// When the next chunk is not there yet, the stream yields once to let
+/// that task run, and passes on everything that arrived meanwhile: a burst
+/// of events goes out in one write, while a paced stream (a model
+/// generating) waits one scheduler turn, microseconds, per event.
 struct Metered {
     inner: ByteStream,
     scanner: UsageScanner,
     record: Option<Recorder>,
+    /// Bytes taken from the upstream, not yet passed on.
+    held: BytesMut,
+    /// Whether the stream already yielded once for `held`.
+    yielded: bool,
+    /// How the upstream's body ended (an error, or None at its end), to be
+    /// passed on after `held`.
+    end: Option<Option<reqwest::Error>>,
 }
 
 impl Metered {
+    fn new(inner: ByteStream, scanner: UsageScanner, record: Recorder) -> Self {
+        Self {
+            inner,
+            scanner,
+            record: Some(record),
+            held: BytesMut::new(),
+            yielded: false,
+            end: None,
+        }
+    }
+
     fn record(&mut self) {
         let Some(recorder) = self.record.take() else {
             return;
@@ -384,13 +413,38 @@ impl Stream for Metered {
     type Item = reqwest::Result<Bytes>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let polled = self.inner.as_mut().poll_next(cx);
-        match &polled {
-            Poll::Ready(Some(Ok(chunk))) => self.scanner.feed(chunk),
-            Poll::Ready(Some(Err(_))) | Poll::Ready(None) => self.record(),
-            Poll::Pending => {}
+        let this = &mut *self;
+        while this.end.is_none() && this.held.len() < COALESCE_BYTES {
+            match this.inner.as_mut().poll_next(cx) {
+                Poll::Ready(Some(Ok(chunk))) => {
+                    this.scanner.feed(&chunk);
+                    this.held.extend_from_slice(&chunk);
+                }
+                Poll::Ready(Some(Err(err))) => {
+                    this.record();
+                    this.end = Some(Some(err));
+                }
+                Poll::Ready(None) => {
+                    this.record();
+                    this.end = Some(None);
+                }
+                Poll::Pending if this.held.is_empty() => return Poll::Pending,
+                Poll::Pending if !this.yielded => {
+                    this.yielded = true;
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
+                Poll::Pending => break,
+            }
         }
-        polled
+        this.yielded = false;
+        if !this.held.is_empty() {
+            return Poll::Ready(Some(Ok(this.held.split().freeze())));
+        }
+        match this.end.as_mut().and_then(Option::take) {
+            Some(err) => Poll::Ready(Some(Err(err))),
+            None => Poll::Ready(None),
+        }
     }
 }
 
