@@ -251,9 +251,9 @@ impl Harness {
         status
     }
 
-    /// A streaming OpenAI Responses request for `gpt-5`.
-    async fn responses_stream(&self, key: &str) -> reqwest::Response {
-        let body = json!({ "model": "gpt-5", "stream": true, "input": "hi" });
+    /// An OpenAI Responses request for `gpt-5`.
+    async fn responses(&self, key: &str, stream: bool) -> reqwest::Response {
+        let body = json!({ "model": "gpt-5", "stream": stream, "input": "hi" });
         self.openai(key, "/responses", body).await
     }
 
@@ -388,7 +388,7 @@ async fn events_are_passed_on_as_they_come_not_buffered() {
 async fn openai_requests_carry_the_real_key_as_bearer_and_never_the_virtual_one() {
     let h = harness(LimitsConfig::default()).await;
     let key = h.mint("s1");
-    let response = h.responses_stream(&key).await;
+    let response = h.responses(&key, true).await;
     assert_eq!(response.status(), 200);
     let headers = response.headers().clone();
     let body = response.bytes().await.unwrap();
@@ -461,13 +461,7 @@ async fn a_spent_budget_refuses_the_next_request_provider_style() {
             .contains("147 of its 100 tokens")
     );
 
-    let response = h
-        .openai(
-            &key,
-            "/responses",
-            json!({ "model": "gpt-5", "input": "hi" }),
-        )
-        .await;
+    let response = h.responses(&key, false).await;
     assert_eq!(response.status(), 402);
     let error: Value = response.json().await.unwrap();
     assert_eq!(error["error"]["type"], "insufficient_quota");
@@ -509,13 +503,7 @@ async fn revoked_unknown_and_missing_keys_get_401() {
         let error: Value = response.json().await.unwrap();
         assert_eq!(error["error"]["type"], "authentication_error");
     }
-    let response = h
-        .openai(
-            &key,
-            "/responses",
-            json!({ "model": "gpt-5", "input": "hi" }),
-        )
-        .await;
+    let response = h.responses(&key, false).await;
     assert_eq!(response.status(), 401);
     let error: Value = response.json().await.unwrap();
     assert_eq!(error["error"]["code"], "invalid_api_key");
@@ -526,7 +514,7 @@ async fn revoked_unknown_and_missing_keys_get_401() {
 async fn openai_responses_and_chat_streams_record_usage() {
     let h = harness(LimitsConfig::default()).await;
     let key = h.mint("s1");
-    let response = h.responses_stream(&key).await;
+    let response = h.responses(&key, true).await;
     assert_eq!(response.bytes().await.unwrap(), RESPONSES_SSE.as_bytes());
     let gpt5 = h.gateway.usage("s1").unwrap().models["gpt-5"].clone();
     assert_eq!(

@@ -236,8 +236,19 @@ fn include_usage(body: &[u8]) -> Result<Bytes, serde_json::Error> {
     serde_json::to_vec(&value).map(Bytes::from)
 }
 
-/// Request headers never forwarded: the client's auth (the real key
-/// replaces it), hop-by-hop headers, the host, the length (recomputed), and
+/// Hop-by-hop headers, never passed on either way.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Request headers never forwarded besides hop-by-hop ones: the client's
+/// auth (the real key replaces it), the host, the length (recomputed), and
 /// `accept-encoding` so the answer comes uncompressed and its usage can be
 /// read.
 const DROPPED_REQUEST: &[&str] = &[
@@ -248,29 +259,14 @@ const DROPPED_REQUEST: &[&str] = &[
     "host",
     "content-length",
     "accept-encoding",
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
 ];
 
-/// Response headers never passed back: hop-by-hop ones and the length (the
-/// body is re-framed as it streams).
-const DROPPED_RESPONSE: &[&str] = &[
-    "content-length",
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
+/// Response headers never passed back besides hop-by-hop ones: the length
+/// (the body is re-framed as it streams).
+const DROPPED_RESPONSE: &[&str] = &["content-length"];
 
-/// `headers` without `dropped` and without what their `Connection` names.
+/// `headers` without hop-by-hop ones, `dropped`, and what their
+/// `Connection` names.
 fn filtered(headers: &HeaderMap, dropped: &[&str]) -> HeaderMap {
     let named: Vec<String> = headers
         .get_all(header::CONNECTION)
@@ -282,7 +278,7 @@ fn filtered(headers: &HeaderMap, dropped: &[&str]) -> HeaderMap {
     let mut out = HeaderMap::with_capacity(headers.len());
     for (name, value) in headers {
         let n = name.as_str();
-        if !dropped.contains(&n) && !named.iter().any(|c| c == n) {
+        if !HOP_BY_HOP.contains(&n) && !dropped.contains(&n) && !named.iter().any(|c| c == n) {
             out.append(name.clone(), value.clone());
         }
     }
