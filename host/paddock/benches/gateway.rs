@@ -25,6 +25,10 @@
 //!    for `PADDOCK_BENCH_SECS` (default 3) each way: requests/s;
 //! 3. a large stream (`PADDOCK_BENCH_STREAM_MB`, default 64, in 16 KiB
 //!    events): MB/s.
+//!
+//! `PADDOCK_BENCH_ONE_CHUNK=1` has the upstream send each answer as one
+//! chunk instead of one per event, which shows how much of the cost is per
+//! event.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -70,8 +74,13 @@ async fn run() -> anyhow::Result<()> {
     let secs = env("PADDOCK_BENCH_SECS", 3) as u64;
     let stream_mb = env("PADDOCK_BENCH_STREAM_MB", 64);
 
-    let answer = Arc::new(anthropic_stream(events, 0));
+    let mut answer = anthropic_stream(events, 0);
+    if env("PADDOCK_BENCH_ONE_CHUNK", 0) == 1 {
+        answer = vec![Bytes::from(answer.concat())];
+    }
+    let answer = Arc::new(answer);
     let answer_bytes: usize = answer.iter().map(Bytes::len).sum();
+    let answer_chunks = answer.len();
     let upstream = serve(upstream(answer)).await?;
 
     let dir = tempfile::tempdir()?;
@@ -103,8 +112,9 @@ async fn run() -> anyhow::Result<()> {
     let http = reqwest::Client::new();
 
     println!(
-        "gateway benchmark: Anthropic SSE answer of {} events ({answer_bytes} bytes), loopback upstream\n",
-        events + 4
+        "gateway benchmark: Anthropic SSE answer of {} events ({answer_bytes} bytes) in {} chunks, loopback upstream\n",
+        events + 4,
+        answer_chunks
     );
     // Warm both paths (connections, allocators).
     for _ in 0..50 {

@@ -15,7 +15,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use futures_util::stream;
+use futures_util::{StreamExt, stream};
 use paddock::gateway::{Gateway, GatewayConfig, KeyLimits, LimitsConfig, Upstream, Wire};
 use serde_json::{Value, json};
 
@@ -75,6 +75,8 @@ struct Seen {
 #[derive(Clone, Default)]
 struct Scripted {
     seen: Arc<Mutex<Vec<Seen>>>,
+    /// Holds a paced answer (`x-test-paced`) after its first event.
+    gate: Arc<tokio::sync::Notify>,
 }
 
 impl Scripted {
@@ -101,6 +103,7 @@ async fn answer(State(scripted): State<Scripted>, request: Request) -> Response 
     let (parts, body) = request.into_parts();
     let body = axum::body::to_bytes(body, 64 << 20).await.unwrap();
     let path = parts.uri.path().to_owned();
+    let paced = parts.headers.contains_key("x-test-paced");
     scripted.seen.lock().unwrap().push(Seen {
         path: path.clone(),
         query: parts.uri.query().map(str::to_owned),
@@ -108,6 +111,23 @@ async fn answer(State(scripted): State<Scripted>, request: Request) -> Response 
         body: body.clone(),
     });
     let request: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    if paced {
+        // The first event, then the rest only once the client has it.
+        let split = ANTHROPIC_SSE.find("\n\n").unwrap() + 2;
+        let gate = scripted.gate.clone();
+        let first = stream::once(async move {
+            Ok::<_, std::io::Error>(Bytes::from_static(&ANTHROPIC_SSE.as_bytes()[..split]))
+        });
+        let rest = stream::once(async move {
+            gate.notified().await;
+            Ok(Bytes::from_static(&ANTHROPIC_SSE.as_bytes()[split..]))
+        });
+        return (
+            [(header::CONTENT_TYPE, "text/event-stream")],
+            Body::from_stream(first.chain(rest)),
+        )
+            .into_response();
+    }
     match path.as_str() {
         "/v1/messages" if request["stream"] == true => sse(ANTHROPIC_SSE.to_owned()),
         "/v1/messages" => axum::Json(json!({
@@ -231,6 +251,12 @@ impl Harness {
         status
     }
 
+    /// An OpenAI Responses request for `gpt-5`.
+    async fn responses(&self, key: &str, stream: bool) -> reqwest::Response {
+        let body = json!({ "model": "gpt-5", "stream": stream, "input": "hi" });
+        self.openai(key, "/responses", body).await
+    }
+
     /// OpenAI style: `Authorization: Bearer`.
     async fn openai(&self, key: &str, path: &str, body: Value) -> reqwest::Response {
         self.http
@@ -324,16 +350,45 @@ async fn an_anthropic_stream_is_proxied_byte_exact_with_only_the_real_key_upstre
 }
 
 #[tokio::test]
+async fn events_are_passed_on_as_they_come_not_buffered() {
+    let h = harness(LimitsConfig::default()).await;
+    let key = h.mint("s1");
+    let mut response = h
+        .http
+        .post(format!(
+            "{}/v1/messages",
+            h.gateway.base_url(Wire::Anthropic)
+        ))
+        .header("x-api-key", &key)
+        .header("x-test-paced", "1")
+        .json(&sonnet(true))
+        .send()
+        .await
+        .unwrap();
+    // The upstream sends the rest only after the client got the first event.
+    let mut got = Vec::new();
+    while !got.ends_with(b"\n\n") {
+        let chunk = tokio::time::timeout(std::time::Duration::from_secs(10), response.chunk())
+            .await
+            .expect("the first event was held back")
+            .unwrap()
+            .unwrap();
+        got.extend_from_slice(&chunk);
+    }
+    assert!(String::from_utf8_lossy(&got).starts_with("event: message_start"));
+    h.upstream.gate.notify_one();
+    while let Some(chunk) = response.chunk().await.unwrap() {
+        got.extend_from_slice(&chunk);
+    }
+    assert_eq!(got, ANTHROPIC_SSE.as_bytes());
+    assert_eq!(h.gateway.usage("s1").unwrap().total.output_tokens, 15);
+}
+
+#[tokio::test]
 async fn openai_requests_carry_the_real_key_as_bearer_and_never_the_virtual_one() {
     let h = harness(LimitsConfig::default()).await;
     let key = h.mint("s1");
-    let response = h
-        .openai(
-            &key,
-            "/responses",
-            json!({ "model": "gpt-5", "stream": true, "input": "hi" }),
-        )
-        .await;
+    let response = h.responses(&key, true).await;
     assert_eq!(response.status(), 200);
     let headers = response.headers().clone();
     let body = response.bytes().await.unwrap();
@@ -406,13 +461,7 @@ async fn a_spent_budget_refuses_the_next_request_provider_style() {
             .contains("147 of its 100 tokens")
     );
 
-    let response = h
-        .openai(
-            &key,
-            "/responses",
-            json!({ "model": "gpt-5", "input": "hi" }),
-        )
-        .await;
+    let response = h.responses(&key, false).await;
     assert_eq!(response.status(), 402);
     let error: Value = response.json().await.unwrap();
     assert_eq!(error["error"]["type"], "insufficient_quota");
@@ -454,13 +503,7 @@ async fn revoked_unknown_and_missing_keys_get_401() {
         let error: Value = response.json().await.unwrap();
         assert_eq!(error["error"]["type"], "authentication_error");
     }
-    let response = h
-        .openai(
-            &key,
-            "/responses",
-            json!({ "model": "gpt-5", "input": "hi" }),
-        )
-        .await;
+    let response = h.responses(&key, false).await;
     assert_eq!(response.status(), 401);
     let error: Value = response.json().await.unwrap();
     assert_eq!(error["error"]["code"], "invalid_api_key");
@@ -471,13 +514,7 @@ async fn revoked_unknown_and_missing_keys_get_401() {
 async fn openai_responses_and_chat_streams_record_usage() {
     let h = harness(LimitsConfig::default()).await;
     let key = h.mint("s1");
-    let response = h
-        .openai(
-            &key,
-            "/responses",
-            json!({ "model": "gpt-5", "stream": true, "input": "hi" }),
-        )
-        .await;
+    let response = h.responses(&key, true).await;
     assert_eq!(response.bytes().await.unwrap(), RESPONSES_SSE.as_bytes());
     let gpt5 = h.gateway.usage("s1").unwrap().models["gpt-5"].clone();
     assert_eq!(

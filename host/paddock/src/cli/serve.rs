@@ -53,6 +53,10 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<ExitCode
     std::fs::create_dir_all(&data_dir)
         .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
     let tokens = api_tokens(&config, &data_dir)?;
+    // Provider keys stay on the host: sandboxes get session keys for this.
+    // Opened first, so a missing key variable fails the start at once.
+    let gateway =
+        Gateway::open(config.gateway.clone(), &data_dir).context("opening the LLM gateway")?;
     let plugins = PluginHost::new(
         &config.plugins,
         Some(config.plugins_dir()),
@@ -86,9 +90,6 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<ExitCode
     let audit = AuditLog::open(&audit_path)
         .with_context(|| format!("opening the audit log {}", audit_path.display()))?;
     let secrets = Arc::new(Secrets::new(config.secrets.clone(), plugins.clone(), audit));
-    // Provider keys stay on the host: sandboxes get session keys for this.
-    let gateway =
-        Gateway::open(config.gateway.clone(), &data_dir).context("opening the LLM gateway")?;
     let sessions = Sessions::open(
         config.sessions.clone(),
         providers,

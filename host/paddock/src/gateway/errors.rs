@@ -70,6 +70,8 @@ pub enum Refusal {
     MissingModel,
     /// The body is not a JSON object.
     BadJson(String),
+    /// The body broke off before its end.
+    Unreadable(String),
     /// The key's budget is used up.
     OverBudget(Exhausted),
     /// The body is over the gateway's cap (bytes).
@@ -98,7 +100,7 @@ impl Refusal {
                 "permission_error",
                 Some("model_not_allowed"),
             ),
-            Refusal::MissingModel | Refusal::BadJson(_) => (
+            Refusal::MissingModel | Refusal::BadJson(_) | Refusal::Unreadable(_) => (
                 StatusCode::BAD_REQUEST,
                 "invalid_request_error",
                 Some("invalid_request"),
@@ -146,6 +148,7 @@ impl Refusal {
             ),
             Refusal::MissingModel => "the request body names no `model`".to_owned(),
             Refusal::BadJson(err) => format!("the request body is not a JSON object: {err}"),
+            Refusal::Unreadable(err) => format!("the request body could not be read: {err}"),
             Refusal::OverBudget(why) => format!(
                 "Quota exceeded: this session's gateway budget is used up ({why}); it will not reset for this session"
             ),
@@ -155,6 +158,21 @@ impl Refusal {
             ),
             Refusal::Unreachable => "the gateway could not reach the upstream provider".to_owned(),
             Refusal::NotFound(path) => format!("no gateway route {path}"),
+        }
+    }
+
+    /// A short name of the refusal, for logs.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Refusal::Unauthenticated => "unauthenticated",
+            Refusal::ModelNotAllowed { .. } => "model_not_allowed",
+            Refusal::Unpriced { .. } => "unpriced",
+            Refusal::MissingModel | Refusal::BadJson(_) | Refusal::Unreadable(_) => "bad_request",
+            Refusal::OverBudget(_) => "over_budget",
+            Refusal::TooLarge(_) => "too_large",
+            Refusal::NotConfigured(_) => "not_configured",
+            Refusal::Unreachable => "unreachable",
+            Refusal::NotFound(_) => "not_found",
         }
     }
 

@@ -4,9 +4,9 @@
 //! The store is one JSON file in the data dir, written to a temp name and
 //! renamed into place, so a restart keeps keys, budgets and usage and a
 //! crash never leaves it torn. Minting and revoking write it at once (rare,
-//! small, called off the request path); usage is written after each
-//! response on the blocking pool, coalesced so a burst of responses costs
-//! one write.
+//! small, called off the request path); usage is written on the blocking
+//! pool within [`PERSIST_DELAY`] of a response, coalesced so a burst of
+//! responses costs one write. `Gateway::flush` writes at once (shutdown).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -22,6 +22,11 @@ use super::config::Price;
 use super::errors::GatewayError;
 use super::limits::KeyLimits;
 use super::usage::{GatewayUsage, TokenUsage, UsageCounts};
+
+/// How long recorded usage may wait before it is written. Budgets are
+/// checked in memory, so this only bounds what a host crash forgets; it
+/// turns a burst of responses into one write (and one fsync).
+pub const PERSIST_DELAY: std::time::Duration = std::time::Duration::from_millis(500);
 
 /// The prefix of every virtual key, so a leaked one is recognisable.
 pub const KEY_PREFIX: &str = "pdk-gw-";
@@ -262,8 +267,8 @@ impl KeyStore {
         self.persist_soon();
     }
 
-    /// Writes on the blocking pool unless a write is already scheduled
-    /// (which will then include this change).
+    /// Writes [`PERSIST_DELAY`] from now on the blocking pool, unless a
+    /// write is already scheduled (which will then include this change).
     fn persist_soon(self: &Arc<Self>) {
         if self.flush_pending.swap(true, Ordering::AcqRel) {
             return;
@@ -276,7 +281,12 @@ impl KeyStore {
             }
         };
         match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => drop(runtime.spawn_blocking(write)),
+            Ok(runtime) => drop(runtime.spawn(async move {
+                tokio::time::sleep(PERSIST_DELAY).await;
+                if let Err(err) = tokio::task::spawn_blocking(write).await {
+                    tracing::warn!(error = %err, "gateway usage write failed");
+                }
+            })),
             Err(_) => write(),
         }
     }

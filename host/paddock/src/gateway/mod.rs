@@ -55,6 +55,7 @@ pub use config::{GatewayConfig, LimitsConfig, Price, Upstream, Upstreams};
 pub use errors::{GatewayError, Refusal};
 pub use keys::VirtualKey;
 pub use limits::KeyLimits;
+pub use proxy::MAX_BODY_BYTES;
 pub use usage::{GatewayUsage, UsageCounts};
 
 /// The variable an exec's env carries the session's key in: the name handed

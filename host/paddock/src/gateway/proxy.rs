@@ -12,6 +12,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get, post};
+use bytes::BytesMut;
 use futures_util::{Stream, StreamExt};
 use serde::Deserialize;
 use serde_json::Value;
@@ -63,41 +64,34 @@ impl Api {
     }
 }
 
+/// The forwarded operations, the model lists, and a provider-style 404 for
+/// anything else under a wire's prefix (no fallback: the host's router has
+/// its own).
 pub(super) fn router(gateway: Arc<Gateway>) -> Router {
-    Router::new()
-        .route(
-            "/v1/gateway/anthropic/v1/messages",
-            post(|s: State<Arc<Gateway>>, r: Request| forward(s, r, Api::Messages)),
-        )
-        .route(
-            "/v1/gateway/anthropic/v1/messages/count_tokens",
-            post(|s: State<Arc<Gateway>>, r: Request| forward(s, r, Api::CountTokens)),
-        )
-        .route(
-            "/v1/gateway/openai/v1/responses",
-            post(|s: State<Arc<Gateway>>, r: Request| forward(s, r, Api::Responses)),
-        )
-        .route(
-            "/v1/gateway/openai/v1/chat/completions",
-            post(|s: State<Arc<Gateway>>, r: Request| forward(s, r, Api::ChatCompletions)),
-        )
-        .route(
-            "/v1/gateway/anthropic/v1/models",
-            get(|s: State<Arc<Gateway>>, h: HeaderMap| models(s, h, Wire::Anthropic)),
-        )
-        .route(
-            "/v1/gateway/openai/v1/models",
-            get(|s: State<Arc<Gateway>>, h: HeaderMap| models(s, h, Wire::OpenAi)),
-        )
-        .route(
-            "/v1/gateway/anthropic/{*rest}",
-            any(|r: Request| not_found(r, Wire::Anthropic)),
-        )
-        .route(
-            "/v1/gateway/openai/{*rest}",
-            any(|r: Request| not_found(r, Wire::OpenAi)),
-        )
-        .with_state(gateway)
+    let mut router = Router::new();
+    for api in [
+        Api::Messages,
+        Api::CountTokens,
+        Api::Responses,
+        Api::ChatCompletions,
+    ] {
+        router = router.route(
+            &format!("/v1/gateway/{}{}", api.wire(), api.path()),
+            post(move |s: State<Arc<Gateway>>, r: Request| forward(s, r, api)),
+        );
+    }
+    for wire in [Wire::Anthropic, Wire::OpenAi] {
+        router = router
+            .route(
+                &format!("/v1/gateway/{wire}/v1/models"),
+                get(move |s: State<Arc<Gateway>>, h: HeaderMap| models(s, h, wire)),
+            )
+            .route(
+                &format!("/v1/gateway/{wire}/{{*rest}}"),
+                any(move |r: Request| not_found(r, wire)),
+            );
+    }
+    router.with_state(gateway)
 }
 
 async fn not_found(request: Request, wire: Wire) -> Response {
@@ -120,23 +114,14 @@ async fn forward(State(gateway): State<Arc<Gateway>>, request: Request, api: Api
             .await
             .unwrap_or_else(|refusal| refusal.response(wire)),
         Err((session, refusal)) => {
-            tracing::info!(session = session.as_deref().unwrap_or("-"), ?api, refusal = ?refusal_kind(&refusal), "gateway request refused");
+            tracing::info!(
+                session = session.as_deref().unwrap_or("-"),
+                ?api,
+                refusal = refusal.reason(),
+                "gateway request refused"
+            );
             refusal.response(wire)
         }
-    }
-}
-
-fn refusal_kind(refusal: &Refusal) -> &'static str {
-    match refusal {
-        Refusal::Unauthenticated => "unauthenticated",
-        Refusal::ModelNotAllowed { .. } => "model_not_allowed",
-        Refusal::Unpriced { .. } => "unpriced",
-        Refusal::MissingModel | Refusal::BadJson(_) => "bad_request",
-        Refusal::OverBudget(_) => "over_budget",
-        Refusal::TooLarge(_) => "too_large",
-        Refusal::NotConfigured(_) => "not_configured",
-        Refusal::Unreachable => "unreachable",
-        Refusal::NotFound(_) => "not_found",
     }
 }
 
@@ -224,7 +209,7 @@ async fn read_capped(headers: &HeaderMap, body: Body) -> Result<Bytes, Refusal> 
     let mut stream = body.into_data_stream();
     let mut bytes = Vec::with_capacity(declared.map_or(0, |n| n as usize));
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| Refusal::BadJson(format!("reading the body: {e}")))?;
+        let chunk = chunk.map_err(|e| Refusal::Unreadable(e.to_string()))?;
         if bytes.len() + chunk.len() > MAX_BODY_BYTES {
             return Err(Refusal::TooLarge(MAX_BODY_BYTES));
         }
@@ -251,8 +236,19 @@ fn include_usage(body: &[u8]) -> Result<Bytes, serde_json::Error> {
     serde_json::to_vec(&value).map(Bytes::from)
 }
 
-/// Request headers never forwarded: the client's auth (the real key
-/// replaces it), hop-by-hop headers, the host, the length (recomputed), and
+/// Hop-by-hop headers, never passed on either way.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Request headers never forwarded besides hop-by-hop ones: the client's
+/// auth (the real key replaces it), the host, the length (recomputed), and
 /// `accept-encoding` so the answer comes uncompressed and its usage can be
 /// read.
 const DROPPED_REQUEST: &[&str] = &[
@@ -263,29 +259,14 @@ const DROPPED_REQUEST: &[&str] = &[
     "host",
     "content-length",
     "accept-encoding",
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
 ];
 
-/// Response headers never passed back: hop-by-hop ones and the length (the
-/// body is re-framed as it streams).
-const DROPPED_RESPONSE: &[&str] = &[
-    "content-length",
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
+/// Response headers never passed back besides hop-by-hop ones: the length
+/// (the body is re-framed as it streams).
+const DROPPED_RESPONSE: &[&str] = &["content-length"];
 
-/// `headers` without `dropped` and without what their `Connection` names.
+/// `headers` without hop-by-hop ones, `dropped`, and what their
+/// `Connection` names.
 fn filtered(headers: &HeaderMap, dropped: &[&str]) -> HeaderMap {
     let named: Vec<String> = headers
         .get_all(header::CONNECTION)
@@ -297,7 +278,7 @@ fn filtered(headers: &HeaderMap, dropped: &[&str]) -> HeaderMap {
     let mut out = HeaderMap::with_capacity(headers.len());
     for (name, value) in headers {
         let n = name.as_str();
-        if !dropped.contains(&n) && !named.iter().any(|c| c == n) {
+        if !HOP_BY_HOP.contains(&n) && !dropped.contains(&n) && !named.iter().any(|c| c == n) {
             out.append(name.clone(), value.clone());
         }
     }
@@ -344,16 +325,16 @@ async fn send(gateway: &Gateway, admitted: Admitted, api: Api) -> Result<Respons
         .to_owned();
     let body = answer.bytes_stream();
     let body = match api.dialect() {
-        Some(dialect) if status.is_success() => Body::from_stream(Metered {
-            inner: Box::pin(body),
-            scanner: UsageScanner::new(dialect, &content_type),
-            record: Some(Recorder {
+        Some(dialect) if status.is_success() => Body::from_stream(Metered::new(
+            Box::pin(body),
+            UsageScanner::new(dialect, &content_type),
+            Recorder {
                 keys: gateway.keys.clone(),
                 session_id: admitted.caller.session_id,
                 model: admitted.model,
                 price: admitted.price,
-            }),
-        }),
+            },
+        )),
         _ => Body::from_stream(body),
     };
     let mut response = Response::new(body);
@@ -372,16 +353,44 @@ struct Recorder {
 
 type ByteStream = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
 
-/// The upstream's body, passed on chunk by chunk as it arrives while its
-/// usage is read. Usage is recorded at the end of the body, or when the
-/// client goes away first (what was seen by then still counts).
+/// The most bytes of the upstream's body passed on as one chunk.
+const COALESCE_BYTES: usize = 64 << 10;
+
+/// The upstream's body, passed on as it arrives while its usage is read.
+/// Usage is recorded at the end of the body, or when the client goes away
+/// first (what was seen by then still counts).
+///
+/// Each SSE event comes from the upstream connection's task as a chunk of
+/// its own, and each chunk handed on alone costs a write to the client.
+/// When the next chunk is not there yet, the stream yields once to let
+/// that task run, and passes on everything that arrived meanwhile: a burst
+/// of events goes out in one write, while a paced stream (a model
+/// generating) waits one scheduler turn, microseconds, per event.
 struct Metered {
     inner: ByteStream,
     scanner: UsageScanner,
     record: Option<Recorder>,
+    /// Bytes taken from the upstream, not yet passed on.
+    held: BytesMut,
+    /// Whether the stream already yielded once for `held`.
+    yielded: bool,
+    /// How the upstream's body ended (an error, or None at its end), to be
+    /// passed on after `held`.
+    end: Option<Option<reqwest::Error>>,
 }
 
 impl Metered {
+    fn new(inner: ByteStream, scanner: UsageScanner, record: Recorder) -> Self {
+        Self {
+            inner,
+            scanner,
+            record: Some(record),
+            held: BytesMut::new(),
+            yielded: false,
+            end: None,
+        }
+    }
+
     fn record(&mut self) {
         let Some(recorder) = self.record.take() else {
             return;
@@ -400,13 +409,38 @@ impl Stream for Metered {
     type Item = reqwest::Result<Bytes>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let polled = self.inner.as_mut().poll_next(cx);
-        match &polled {
-            Poll::Ready(Some(Ok(chunk))) => self.scanner.feed(chunk),
-            Poll::Ready(Some(Err(_))) | Poll::Ready(None) => self.record(),
-            Poll::Pending => {}
+        let this = &mut *self;
+        while this.end.is_none() && this.held.len() < COALESCE_BYTES {
+            match this.inner.as_mut().poll_next(cx) {
+                Poll::Ready(Some(Ok(chunk))) => {
+                    this.scanner.feed(&chunk);
+                    this.held.extend_from_slice(&chunk);
+                }
+                Poll::Ready(Some(Err(err))) => {
+                    this.record();
+                    this.end = Some(Some(err));
+                }
+                Poll::Ready(None) => {
+                    this.record();
+                    this.end = Some(None);
+                }
+                Poll::Pending if this.held.is_empty() => return Poll::Pending,
+                Poll::Pending if !this.yielded => {
+                    this.yielded = true;
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
+                Poll::Pending => break,
+            }
         }
-        polled
+        this.yielded = false;
+        if !this.held.is_empty() {
+            return Poll::Ready(Some(Ok(this.held.split().freeze())));
+        }
+        match this.end.as_mut().and_then(Option::take) {
+            Some(err) => Poll::Ready(Some(Err(err))),
+            None => Poll::Ready(None),
+        }
     }
 }
 

@@ -22,7 +22,8 @@ const MAX_EVENT_BYTES: usize = 32 << 20;
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct UsageCounts {
-    /// Requests forwarded that got an answer from the upstream.
+    /// Requests the upstream answered with success (2xx); its errors use
+    /// no tokens and are not counted.
     pub requests: u64,
     /// Input tokens, cache reads and writes excluded.
     pub input_tokens: u64,
