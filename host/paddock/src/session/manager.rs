@@ -714,7 +714,11 @@ impl Sessions {
         if let Some(key) = session.lock().record.gateway_key.clone() {
             return Ok(Some((wire, key)));
         }
-        let expires_at_ms = session.lock().record.expires_at_ms;
+        // The key dies with the session (it is revoked then); its own
+        // expiry is the longest the session could be extended to, so an
+        // extension never outlives it and a host that never revokes it
+        // (it died for good) leaves it usable no longer than that.
+        let expires_at_ms = session.lock().record.created_at_ms + self.config.max_ttl_secs * 1000;
         let key = gateway
             .mint(
                 &session.id,
