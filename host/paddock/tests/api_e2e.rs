@@ -678,6 +678,8 @@ async fn the_openapi_document_covers_every_route() {
         ("put", "/v1/sessions/{id}/files/{path}"),
         ("delete", "/v1/sessions/{id}/files/{path}"),
         ("get", "/v1/plugins"),
+        ("get", "/v1/audit"),
+        ("get", "/v1/sessions/{id}/gateway"),
         ("post", "/v1/links"),
         ("post", "/v1/links/{id}/heartbeat"),
         ("delete", "/v1/links/{id}"),

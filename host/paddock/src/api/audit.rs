@@ -20,7 +20,7 @@ pub struct AuditPage {
 
 /// Grants issued, denied and revoked: who, which session, which broker and
 /// name, when, and how it went. Only for operators (`[auth] operators`).
-#[utoipa::path(get, path = "/v1/audit", tag = "secrets",
+#[utoipa::path(get, path = "/v1/audit", tag = "secrets", operation_id = "list_audit",
     params(AuditFilter),
     responses((status = 200, body = AuditPage), (status = 401, body = ErrorBody),
         (status = 403, description = "the caller is not an operator", body = ErrorBody)),

@@ -90,6 +90,7 @@ pub struct AuditRecord {
 /// `GET /v1/audit` filters.
 #[derive(Debug, Clone, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct AuditFilter {
     pub session_id: Option<String>,
     pub owner: Option<String>,
