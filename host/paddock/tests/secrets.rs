@@ -180,6 +180,24 @@ async fn a_granted_secret_is_in_the_exec_env_never_in_argv_and_is_revoked_on_del
     .await;
     assert_eq!(out, "whole=[REDACTED]\n[REDACTED]\n");
 
+    // Nor does the files API, whether the file is the process's or not.
+    run(
+        &host,
+        &granted,
+        r#"printf 'pw: %s\n' "$DB_PASSWORD" > notes.txt"#,
+    )
+    .await;
+    let response = host
+        .request(
+            reqwest::Method::GET,
+            &format!("/v1/sessions/{granted}/files/notes.txt"),
+            ALICE,
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.text().await.unwrap(), "pw: [REDACTED]\n");
+
     // The env store's answer does not echo it.
     let (status, body) = host
         .call(

@@ -43,7 +43,9 @@ pub async fn read_root(
 }
 
 /// A file's bytes (ranged with `offset`/`length`), or a directory's
-/// listing as JSON `{path, entries: [{name, kind, size}]}`.
+/// listing as JSON `{path, entries: [{name, kind, size}]}`. The values of
+/// the session's granted secrets read as `[REDACTED]` (whole in the range
+/// read).
 #[utoipa::path(get, path = "/v1/sessions/{id}/files/{path}", tag = "files",
     params(("id" = String, Path), ("path" = String, Path, description = "relative to the workspace"), ReadQuery),
     responses((status = 200, description = "file bytes (application/octet-stream) or a directory listing (application/json)"), (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)),
@@ -66,6 +68,14 @@ pub async fn read(
         .read_file(&path, query.offset, query.length)
         .await
         .map_err(SessionError::from)?;
+    // Granted secrets (a credential's file, or a file a process wrote one
+    // into) are the sandbox's, not the API's to hand out.
+    let redactor = session.redactor();
+    let bytes = if redactor.is_empty() {
+        bytes
+    } else {
+        Bytes::from(redactor.redact(&bytes))
+    };
     Ok((
         [(header::CONTENT_TYPE, "application/octet-stream")],
         Body::from(bytes),

@@ -77,14 +77,28 @@ impl SessionRecord {
         })
     }
 
-    /// Every secret value the session holds, for masking.
+    /// Every secret value the session holds, for masking: as is, and as
+    /// it reads inside a JSON string (agent CLIs print JSON lines, where a
+    /// value with a quote, a backslash or a control character is escaped).
     pub fn secret_values(&self) -> Vec<Vec<u8>> {
-        self.credentials
+        let values: Vec<Vec<u8>> = self
+            .credentials
             .iter()
             .flat_map(IssuedCredential::values)
             .chain(self.gateway_key.iter().map(|k| k.as_bytes().to_vec()))
-            .collect()
+            .collect();
+        let escaped: Vec<Vec<u8>> = values.iter().filter_map(|v| json_escaped(v)).collect();
+        values.into_iter().chain(escaped).collect()
     }
+}
+
+/// `value` as it appears between the quotes of a JSON string, when that
+/// differs from the value itself.
+fn json_escaped(value: &[u8]) -> Option<Vec<u8>> {
+    let text = std::str::from_utf8(value).ok()?;
+    let quoted = serde_json::to_string(text).ok()?;
+    let inner = &quoted[1..quoted.len() - 1];
+    (inner != text).then(|| inner.as_bytes().to_vec())
 }
 
 /// How and when a session ended.
@@ -194,4 +208,50 @@ impl Store {
 fn read_record(path: &Path) -> std::io::Result<SessionRecord> {
     let bytes = std::fs::read(path)?;
     serde_json::from_slice(&bytes).map_err(std::io::Error::other)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secrets::Redactor;
+
+    #[test]
+    fn a_secret_is_masked_as_is_and_as_it_reads_inside_json() {
+        let record = SessionRecord {
+            id: "ses-1".into(),
+            owner: "alice".into(),
+            provider: "local-process".into(),
+            created_at_ms: 0,
+            expires_at_ms: 0,
+            idle_timeout_secs: 0,
+            env: BTreeMap::new(),
+            labels: BTreeMap::new(),
+            network: NetworkPolicy::default(),
+            resources: Resources::default(),
+            sandbox_id: None,
+            ended: None,
+            execs: Vec::new(),
+            credentials: vec![IssuedCredential {
+                broker: "env".into(),
+                name: "DB_PASSWORD".into(),
+                scope: None,
+                env: [("DB_PASSWORD".to_owned(), r#"pa"ss\word-1"#.to_owned())].into(),
+                files: Vec::new(),
+                expires_at: None,
+                handle: None,
+                revoked: false,
+            }],
+            gateway_key: Some("pdk-gw-0123456789".into()),
+        };
+        let redactor = Redactor::new(record.secret_values()).unwrap();
+        let line = format!(
+            "{}\n",
+            serde_json::json!({"text": r#"the password is pa"ss\word-1"#, "key": "pdk-gw-0123456789"})
+        );
+        assert_eq!(
+            String::from_utf8(redactor.redact(line.as_bytes())).unwrap(),
+            "{\"key\":\"[REDACTED]\",\"text\":\"the password is [REDACTED]\"}\n"
+        );
+        assert_eq!(redactor.redact(br#"raw pa"ss\word-1"#), b"raw [REDACTED]");
+    }
 }
