@@ -19,7 +19,7 @@ use axum::serve::ListenerExt;
 use crate::api::{self, AppState, Tokens};
 use crate::config::Config;
 use crate::config::PROVIDER_KINDS;
-use crate::gateway::Gateway;
+use crate::gateway::{Gateway, Wire};
 use crate::link::connections::Connections;
 use crate::link::tunnel::Tunnel;
 use crate::link::{Dispatcher, LinkRegistry, MemoryRegistry};
@@ -119,6 +119,19 @@ pub async fn run(mut config: Config, args: ServeArgs) -> anyhow::Result<ExitCode
         .with_context(|| format!("listening on {}", config.listen()))?;
     let addr = listener.local_addr()?;
     gateway.set_public_url(&format!("http://{addr}"));
+    let serves_any = [Wire::Anthropic, Wire::OpenAi]
+        .into_iter()
+        .any(|w| gateway.serves(w));
+    if serves_any && config.gateway.public_url.is_none() && config.runtime_kind() != "local-process"
+    {
+        // Containers and pods do not reach the host's loopback address.
+        tracing::warn!(
+            runtime = config.runtime_kind(),
+            url = %format!("http://{addr}"),
+            "[gateway] public_url is not set: sandboxes are told to reach the LLM gateway at the listen address, which {} sandboxes usually cannot; set it to an address they reach",
+            config.runtime_kind()
+        );
+    }
     let router = router.merge(gateway.router());
     let stop_signal = shutdown_signal()?;
     // One machine-readable line on stdout, for scripts and tests.
