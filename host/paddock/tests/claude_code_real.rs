@@ -52,10 +52,7 @@ const FAKE_KEY: &str = "sk-ant-api03-fake-key-for-paddock-e2e";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_real_claude_cli_runs_a_tool_and_answers_through_the_host() {
-    let Some(bin_dir) = tokio::task::spawn_blocking(install_claude_code)
-        .await
-        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
-    else {
+    let Some(bin_dir) = installed_cli().await else {
         return;
     };
 
@@ -216,10 +213,7 @@ const VIRTUAL_KEY_PREFIX: &str = "pdk-gw-";
 /// key is nowhere in the sandbox.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_real_claude_cli_runs_through_the_builtin_gateway_on_a_virtual_key() {
-    let Some(bin_dir) = tokio::task::spawn_blocking(install_claude_code)
-        .await
-        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
-    else {
+    let Some(bin_dir) = installed_cli().await else {
         return;
     };
     let mock = Mock::default();
@@ -336,10 +330,7 @@ async fn the_real_claude_cli_runs_through_the_builtin_gateway_on_a_virtual_key()
 /// used.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_real_claude_cli_uses_a_gateway_the_session_was_granted() {
-    let Some(bin_dir) = tokio::task::spawn_blocking(install_claude_code)
-        .await
-        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
-    else {
+    let Some(bin_dir) = installed_cli().await else {
         return;
     };
     let mock = Mock::default();
@@ -437,6 +428,13 @@ async fn run_claude(host: &Host, session: &str, run: Value) -> (String, Vec<comm
 
 // ---------------------------------------------------------------------------
 // Installing the CLI
+
+/// [`install_claude_code`] off the async runtime.
+async fn installed_cli() -> Option<PathBuf> {
+    tokio::task::spawn_blocking(install_claude_code)
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))
+}
 
 /// Makes sure the pinned CLI is installed in the cache and returns the
 /// directory holding its native `claude` binary; `None` means skip.
