@@ -247,6 +247,11 @@ impl Json {
     pub fn as_str(&self) -> &str {
         self.0.get()
     }
+
+    /// The text, without copying it.
+    pub fn into_string(self) -> String {
+        Box::<str>::from(self.0).into_string()
+    }
 }
 
 impl PartialEq for Json {

@@ -164,7 +164,7 @@ fn to_wit(event: sdk::AgentEvent) -> wit::AgentEvent {
                 sdk::ToolKind::Todo => wit::ToolKind::Todo,
                 sdk::ToolKind::Other => wit::ToolKind::Other,
             },
-            input: e.input.as_str().to_owned(),
+            input: e.input.into_string(),
             parent_id: e.parent_id,
         }),
         E::ToolResult(e) => wit::AgentEvent::ToolResult(wit::ToolResult {
