@@ -1,6 +1,15 @@
 //! A real Docker Engine API for tests: podman's Docker-compatible service,
 //! installed (as root, from Debian's packages) when missing and started once
-//! per test binary on a socket of its own.
+//! per test binary on a socket of its own, with a store of its own.
+//!
+//! Why a store of its own (images, containers, volumes and locks under
+//! `/tmp/paddock-podman-PID`): podman's default store is shared machine
+//! state, and its default lock type is a mutex in shared memory that stays
+//! taken for good when a podman process dies holding it. One such lock in
+//! the default store hung every later run on that machine (each container
+//! that mounted the stuck volume "did not start within 30s"). File locks
+//! end with their process, and a private store cannot be wedged by
+//! anything outside this run.
 //!
 //! Why these settings: on this machine kind crun fails on the hybrid cgroup
 //! layout, so the service runs runc with the cgroupfs manager; containers'
@@ -25,8 +34,46 @@ pub struct Podman {
     pub host: String,
     /// The sandbox image, built from this tree's static runnerd.
     pub image: String,
-    /// `CONTAINERS_CONF` of the service, for the CLI calls of the cleanup.
-    pub conf: PathBuf,
+    /// The service's `CONTAINERS_CONF` and `CONTAINERS_STORAGE_CONF`, for
+    /// the CLI calls of the cleanup.
+    pub confs: Confs,
+}
+
+/// The configuration files that point podman at this run's store.
+#[derive(Debug, Clone)]
+pub struct Confs {
+    containers: PathBuf,
+    storage: PathBuf,
+}
+
+impl Confs {
+    /// The files of the run whose directory is `dir`.
+    fn in_dir(dir: &Path) -> Self {
+        Self {
+            containers: dir.join("containers.conf"),
+            storage: dir.join("storage.conf"),
+        }
+    }
+
+    /// `podman ARGS` against this run's store.
+    fn podman(&self, args: &[&str]) -> Command {
+        let mut command = Command::new("podman");
+        command
+            .args(args)
+            .env("CONTAINERS_CONF", &self.containers)
+            .env("CONTAINERS_STORAGE_CONF", &self.storage)
+            .stdin(Stdio::null());
+        command
+    }
+
+    /// The stdout of `podman ARGS`, empty when it fails.
+    fn output(&self, args: &[&str]) -> String {
+        self.podman(args)
+            .stderr(Stdio::null())
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default()
+    }
 }
 
 static PODMAN: OnceCell<Podman> = OnceCell::const_new();
@@ -39,51 +86,55 @@ pub async fn podman() -> &'static Podman {
             let started = tokio::task::spawn_blocking(start)
                 .await
                 .expect("start task");
-            let (host, conf) = started.unwrap_or_else(|e| panic!("podman cannot run here: {e}"));
+            let (host, confs) = started.unwrap_or_else(|e| panic!("podman cannot run here: {e}"));
             let image = ensure_image(&host).await;
-            Podman { host, image, conf }
+            Podman { host, image, confs }
         })
         .await
 }
 
-fn start() -> Result<(String, PathBuf), String> {
+fn start() -> Result<(String, Confs), String> {
     install()?;
     // Per test binary (its pid): several binaries may run at once. The
     // directories of binaries that ended are removed on the way.
     remove_stale_dirs();
     let dir = PathBuf::from(format!("/tmp/paddock-podman-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
-    let conf = dir.join("containers.conf");
+    std::fs::create_dir_all(dir.join("tmp")).map_err(|e| e.to_string())?;
+    let confs = Confs::in_dir(&dir);
     let (nofile, nproc) = (
         hard_limit(libc::RLIMIT_NOFILE, 65536),
         hard_limit(libc::RLIMIT_NPROC, 16384),
     );
+    let d = dir.display();
     std::fs::write(
-        &conf,
+        &confs.containers,
         format!(
             "[containers]\ndefault_ulimits = [\"nofile={nofile}:{nofile}\", \"nproc={nproc}:{nproc}\"]\n\
-             [engine]\nruntime = \"runc\"\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\n"
+             [engine]\nruntime = \"runc\"\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\n\
+             lock_type = \"file\"\ntmp_dir = \"{d}/tmp\"\n"
+        ),
+    )
+    .map_err(|e| e.to_string())?;
+    std::fs::write(
+        &confs.storage,
+        format!(
+            "[storage]\ndriver = \"overlay\"\ngraphroot = \"{d}/storage\"\nrunroot = \"{d}/run\"\n"
         ),
     )
     .map_err(|e| e.to_string())?;
     let socket = dir.join("podman.sock");
     let _ = std::fs::remove_file(&socket);
     let log = std::fs::File::create(dir.join("service.log")).map_err(|e| e.to_string())?;
-    let (conf2, socket2) = (conf.clone(), socket.clone());
+    let (service_confs, service_socket) = (confs.clone(), socket.clone());
     let (tx, rx) = std::sync::mpsc::channel();
     // The service is spawned from a thread that lives as long as the test
     // binary, since the parent-death signal fires when the spawning
     // *thread* ends.
     std::thread::spawn(move || {
         use std::os::unix::process::CommandExt;
-        let mut command = Command::new("podman");
-        command
-            .args(["system", "service", "--time=0"])
-            .arg(format!("unix://{}", socket2.display()))
-            .env("CONTAINERS_CONF", &conf2)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log);
+        let service = format!("unix://{}", service_socket.display());
+        let mut command = service_confs.podman(&["system", "service", "--time=0", &service]);
+        command.stdout(Stdio::null()).stderr(log);
         // SAFETY: prctl on plain integers between fork and exec.
         unsafe {
             command.pre_exec(|| {
@@ -108,10 +159,12 @@ fn start() -> Result<(String, PathBuf), String> {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    Ok((format!("unix://{}", socket.display()), conf))
+    Ok((format!("unix://{}", socket.display()), confs))
 }
 
-/// Removes `/tmp/paddock-podman-PID` directories whose process is gone.
+/// Removes `/tmp/paddock-podman-PID` directories whose process is gone,
+/// with their store: first the containers a test left running (conmon
+/// keeps them alive after the service), then what is still mounted there.
 fn remove_stale_dirs() {
     let Ok(entries) = std::fs::read_dir("/tmp") else {
         return;
@@ -125,8 +178,37 @@ fn remove_stale_dirs() {
         else {
             continue;
         };
-        if !Path::new(&format!("/proc/{pid}")).exists() {
-            let _ = std::fs::remove_dir_all(entry.path());
+        if Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        let dir = entry.path();
+        let confs = Confs::in_dir(&dir);
+        if confs.storage.exists() {
+            confs.output(&["rm", "--all", "--force", "--time", "0"]);
+        }
+        unmount_under(&dir);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
+
+/// Detaches every mount at or below `dir`, deepest first.
+fn unmount_under(dir: &Path) {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    // The mount point is the fifth field (spaces in it are octal-escaped,
+    // and our paths have none).
+    let mut points: Vec<&str> = mountinfo
+        .lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .filter(|point| Path::new(point).starts_with(dir))
+        .collect();
+    points.sort_by_key(|point| std::cmp::Reverse(point.len()));
+    for point in points {
+        let Ok(point) = std::ffi::CString::new(point) else {
+            continue;
+        };
+        // SAFETY: umount2 with a valid NUL-terminated path.
+        unsafe {
+            libc::umount2(point.as_ptr(), libc::MNT_DETACH);
         }
     }
 }
@@ -252,60 +334,40 @@ pub fn static_runnerd() -> Result<PathBuf, String> {
 /// `instance`, whatever state a test left them in.
 pub fn remove_instance(podman: &Podman, instance: &str) {
     let filter = format!("label=dev.paddock.instance={instance}");
-    let run = |args: &[&str]| {
-        Command::new("podman")
-            .args(args)
-            .env("CONTAINERS_CONF", &podman.conf)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .output()
-            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-            .unwrap_or_default()
-    };
-    for id in run(&["ps", "-aq", "--filter", &filter]).split_whitespace() {
-        run(&["rm", "-f", "-t", "0", id]);
+    let confs = &podman.confs;
+    for id in confs
+        .output(&["ps", "-aq", "--filter", &filter])
+        .split_whitespace()
+    {
+        confs.output(&["rm", "-f", "-t", "0", id]);
     }
-    for name in run(&["volume", "ls", "-q", "--filter", &filter]).split_whitespace() {
-        run(&["volume", "rm", "-f", name]);
+    for name in confs
+        .output(&["volume", "ls", "-q", "--filter", &filter])
+        .split_whitespace()
+    {
+        confs.output(&["volume", "rm", "-f", name]);
     }
 }
 
 /// Removes the cache volumes of `owner` (they outlive sandboxes on
 /// purpose, so a test with owners of its own cleans them up itself).
 pub fn remove_owner_caches(podman: &Podman, owner: &str) {
-    let output = Command::new("podman")
-        .args(["volume", "ls", "-q", "--filter"])
-        .arg(format!("label=dev.paddock.owner={owner}"))
-        .env("CONTAINERS_CONF", &podman.conf)
-        .stderr(Stdio::null())
-        .output();
-    let names = output
-        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-        .unwrap_or_default();
-    for name in names.split_whitespace() {
-        let _ = Command::new("podman")
-            .args(["volume", "rm", "-f", name])
-            .env("CONTAINERS_CONF", &podman.conf)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
+    let filter = format!("label=dev.paddock.owner={owner}");
+    let confs = &podman.confs;
+    for name in confs
+        .output(&["volume", "ls", "-q", "--filter", &filter])
+        .split_whitespace()
+    {
+        confs.output(&["volume", "rm", "-f", name]);
     }
 }
 
 /// The running containers of host instance `instance`.
 pub fn running(podman: &Podman, instance: &str) -> usize {
-    let output = Command::new("podman")
-        .args(["ps", "-q", "--filter"])
-        .arg(format!("label=dev.paddock.instance={instance}"))
-        .env("CONTAINERS_CONF", &podman.conf)
-        .stderr(Stdio::null())
-        .output();
-    output
-        .map(|o| {
-            String::from_utf8_lossy(&o.stdout)
-                .split_whitespace()
-                .count()
-        })
-        .unwrap_or(0)
+    let filter = format!("label=dev.paddock.instance={instance}");
+    podman
+        .confs
+        .output(&["ps", "-q", "--filter", &filter])
+        .split_whitespace()
+        .count()
 }
