@@ -210,14 +210,13 @@ async fn an_owner_shares_one_cache_volume_across_sandboxes() {
     let fixture = Fixture::new("cache").await;
     let provider = fixture.provider().await;
     let owner = format!("cache-owner-{}", std::process::id());
-    let first = provider
-        .provision(&spec("s-c1", &owner, NetworkPolicy::None))
-        .await
-        .expect("first");
-    let second = provider
-        .provision(&spec("s-c2", &owner, NetworkPolicy::None))
-        .await
-        .expect("second");
+    // Both at once: they race to create the owner's new cache volume.
+    let (one, two) = (
+        spec("s-c1", &owner, NetworkPolicy::None),
+        spec("s-c2", &owner, NetworkPolicy::None),
+    );
+    let (first, second) = tokio::join!(provider.provision(&one), provider.provision(&two));
+    let (first, second) = (first.expect("first"), second.expect("second"));
     let other = provider
         .provision(&spec("s-c3", "someone-else", NetworkPolicy::None))
         .await

@@ -464,7 +464,13 @@ impl Inner {
         match self.docker.create_volume(request).await {
             Ok(_) => Ok(()),
             Err(err) if conflict(&err) => Ok(()),
-            Err(err) => Err(format!("creating volume {name}: {err}")),
+            // Sandboxes of one owner may create its cache volume at the
+            // same moment; podman answers the one that loses the race
+            // with a 500 ("volume already exists"), so look before failing.
+            Err(err) => match self.docker.inspect_volume(name).await {
+                Ok(_) => Ok(()),
+                Err(_) => Err(format!("creating volume {name}: {err}")),
+            },
         }
     }
 
