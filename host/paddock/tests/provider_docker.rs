@@ -3,7 +3,8 @@
 //! built from this tree's static runnerd. Provision, exec through runnerd,
 //! the hardening as seen from inside, `network: none` against egress, the
 //! per-owner cache, re-adoption by a new provider instance, idempotent
-//! destroy, and the error when no engine answers.
+//! destroy, the error when no engine answers, and sandboxes (of one host or
+//! two) that create the same cache volume or internal network at once.
 
 mod common;
 
@@ -239,6 +240,38 @@ async fn an_owner_shares_one_cache_volume_across_sandboxes() {
     }
     podman::remove_owner_caches(fixture.podman, &owner);
     podman::remove_owner_caches(fixture.podman, "someone-else");
+}
+
+/// Two hosts on one engine, both starting with no internal network:
+/// each creates it on its first `network: none` sandbox, at the same time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hosts_create_the_internal_network_at_once() {
+    /// Removes the network also when the test fails.
+    struct Network(&'static Podman, String);
+    impl Drop for Network {
+        fn drop(&mut self) {
+            podman::remove_network(self.0, &self.1);
+        }
+    }
+    let network = format!("paddock-none-race-{}", std::process::id());
+    let mut fixtures = [Fixture::new("net-a").await, Fixture::new("net-b").await];
+    let _network = Network(fixtures[0].podman, network.clone());
+    for fixture in &mut fixtures {
+        fixture.config.none_network = network.clone();
+    }
+    let (a, b) = (fixtures[0].provider().await, fixtures[1].provider().await);
+    let (one, two) = (
+        spec("s-na", "alice", NetworkPolicy::None),
+        spec("s-nb", "alice", NetworkPolicy::None),
+    );
+    let (first, second) = tokio::join!(a.provision(&one), b.provision(&two));
+    let (first, second) = (first.expect("first host"), second.expect("second host"));
+    for sandbox in [&first, &second] {
+        let (out, _) = run(sandbox, "echo up").await;
+        assert_eq!(out, "up\n");
+    }
+    a.destroy(&first).await.expect("destroy");
+    b.destroy(&second).await.expect("destroy");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

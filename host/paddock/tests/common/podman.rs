@@ -362,6 +362,12 @@ pub fn remove_owner_caches(podman: &Podman, owner: &str) {
     }
 }
 
+/// Removes a network a test made (networks are machine-wide, not in the
+/// run's store).
+pub fn remove_network(podman: &Podman, name: &str) {
+    podman.confs.output(&["network", "rm", "-f", name]);
+}
+
 /// The running containers of host instance `instance`.
 pub fn running(podman: &Podman, instance: &str) -> usize {
     let filter = format!("label=dev.paddock.instance={instance}");

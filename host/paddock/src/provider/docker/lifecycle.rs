@@ -506,9 +506,13 @@ impl Inner {
                         tracing::info!(network = %name, "created the internal network of network-none sandboxes");
                         Ok(())
                     }
-                    // Made by a concurrent provision or host.
+                    // Made by a concurrent provision or host; podman may
+                    // answer the loser of that race with a 500, so look.
                     Err(err) if conflict(&err) => Ok(()),
-                    Err(err) => Err(format!("creating internal network {name}: {err}")),
+                    Err(err) => match self.docker.inspect_network(name, None).await {
+                        Ok(network) if network.internal == Some(true) => Ok(()),
+                        _ => Err(format!("creating internal network {name}: {err}")),
+                    },
                 }
             })
             .await
