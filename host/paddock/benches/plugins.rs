@@ -59,36 +59,7 @@ async fn run(megabytes: usize) -> anyhow::Result<()> {
     let host = PluginHost::new(&PluginsConfig::default(), None, cache.path()).await?;
     let plugin = host.agent("claude-code")?;
 
-    // `PADDOCK_BENCH_PROFILE=wasm|native` only parses, for `perf record`
-    // (with `PADDOCK_PLUGIN_PROFILER=perfmap` to name the plugin's code).
-    match std::env::var("PADDOCK_BENCH_PROFILE").as_deref() {
-        Ok("wasm") => {
-            for _ in 0..10 {
-                let mut parser = plugin.parser(&ParseContext::default()).await?;
-                for chunk in transcript.chunks(CHUNK) {
-                    parser.feed(chunk).await?;
-                }
-            }
-            return Ok(());
-        }
-        Ok("native") => {
-            for _ in 0..10 {
-                let mut driver = ParserDriver::new(agent_claude_code::ClaudeCode::parser(
-                    ParseContext::default(),
-                ));
-                for chunk in transcript.chunks(CHUNK) {
-                    driver.feed(chunk);
-                }
-            }
-            return Ok(());
-        }
-        _ => {}
-    }
-
-    // Throughput. This machine's speed drifts by up to 2x within a minute
-    // (shared cores), so the three passes run interleaved, in a rotating
-    // order, and the ratios are the medians of each round's own ratios:
-    // every ratio compares passes that ran seconds apart.
+    // One pass of each parser over the whole transcript: (time, count).
     let scan_pass = || {
         let started = Instant::now();
         let mut n = 0usize;
@@ -111,27 +82,54 @@ async fn run(megabytes: usize) -> anyhow::Result<()> {
         events += driver.finish(ProcessEnd::Exited(0)).len();
         (started.elapsed(), events)
     };
+    let wasm_pass = async || -> anyhow::Result<(Duration, usize)> {
+        let started = Instant::now();
+        let mut parser = plugin.parser(&ParseContext::default()).await?;
+        let mut events = 0usize;
+        for chunk in transcript.chunks(CHUNK) {
+            events += parser.feed(chunk).await?.len();
+        }
+        events += parser.finish(ProcessEnd::Exited(0)).await?.len();
+        Ok((started.elapsed(), events))
+    };
+
+    // `PADDOCK_BENCH_PROFILE=wasm|native` only parses, for `perf record`
+    // (with `PADDOCK_PLUGIN_PROFILER=perfmap` to name the plugin's code).
+    match std::env::var("PADDOCK_BENCH_PROFILE").as_deref() {
+        Ok("wasm") => {
+            for _ in 0..10 {
+                wasm_pass().await?;
+            }
+            return Ok(());
+        }
+        Ok("native") => {
+            for _ in 0..10 {
+                native_pass();
+            }
+            return Ok(());
+        }
+        _ => {}
+    }
+
+    // Throughput. This machine's speed drifts by up to 2x within a minute
+    // (shared cores), so the three passes run interleaved, in a rotating
+    // order, and the ratios are the medians of each round's own ratios:
+    // every ratio compares passes that ran seconds apart.
+    const SCAN: usize = 0;
+    const NATIVE: usize = 1;
+    const WASM: usize = 2;
     let mut rounds: Vec<[(Duration, usize); 3]> = Vec::with_capacity(ROUNDS);
     for round in 0..ROUNDS {
         let mut sample = [(Duration::ZERO, 0usize); 3];
         for pass in (0..3).map(|i| (i + round) % 3) {
             sample[pass] = match pass {
-                0 => scan_pass(),
-                1 => native_pass(),
-                _ => {
-                    let started = Instant::now();
-                    let mut parser = plugin.parser(&ParseContext::default()).await?;
-                    let mut events = 0usize;
-                    for chunk in transcript.chunks(CHUNK) {
-                        events += parser.feed(chunk).await?.len();
-                    }
-                    events += parser.finish(ProcessEnd::Exited(0)).await?.len();
-                    (started.elapsed(), events)
-                }
+                SCAN => scan_pass(),
+                NATIVE => native_pass(),
+                _ => wasm_pass().await?,
             };
         }
         assert_eq!(
-            sample[1].1, sample[2].1,
+            sample[NATIVE].1, sample[WASM].1,
             "native and wasm adapters emit the same events"
         );
         rounds.push(sample);
@@ -155,8 +153,8 @@ async fn run(megabytes: usize) -> anyhow::Result<()> {
             ratios[ratios.len() - 1],
         )
     };
-    let (scan, native, wasm) = (fastest(0), fastest(1), fastest(2));
-    let (native_vs_scan, wasm_vs_native) = (median_ratio(1, 0), median_ratio(2, 1));
+    let (scan, native, wasm) = (fastest(SCAN), fastest(NATIVE), fastest(WASM));
+    let (native_vs_scan, wasm_vs_native) = (median_ratio(NATIVE, SCAN), median_ratio(WASM, NATIVE));
 
     let bytes = transcript.len();
     println!(
