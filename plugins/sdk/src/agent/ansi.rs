@@ -17,15 +17,25 @@ pub fn clean(line: &[u8]) -> String {
         let plain = rest.bytes().position(needs_care).unwrap_or(rest.len());
         out.push_str(&rest[..plain]);
         let mut chars = rest[plain..].chars();
-        match chars.next() {
-            None => break,
-            Some('\u{1b}') => skip_escape(&mut chars),
-            Some(c) if c.is_control() => {}
-            Some(c) => out.push(c),
-        }
+        let Some(c) = chars.next() else {
+            break;
+        };
+        keep_char(c, &mut chars, &mut out);
         rest = chars.as_str();
     }
     out
+}
+
+/// The rule for one character `c`, with `chars` just past it: an escape
+/// sequence is skipped, a control character other than tab dropped, and
+/// anything else kept.
+fn keep_char(c: char, chars: &mut std::str::Chars<'_>, out: &mut String) {
+    match c {
+        '\u{1b}' => skip_escape(chars),
+        '\t' => out.push(c),
+        c if c.is_control() => {}
+        c => out.push(c),
+    }
 }
 
 /// Bytes that may start something [`clean`] drops: C0 controls other than
@@ -103,17 +113,13 @@ mod tests {
         }
     }
 
+    /// Every character through the rule, none copied in a run.
     fn reference(line: &[u8]) -> String {
         let text = String::from_utf8_lossy(line);
         let mut out = String::new();
         let mut chars = text.chars();
         while let Some(c) = chars.next() {
-            match c {
-                '\u{1b}' => super::skip_escape(&mut chars),
-                '\t' => out.push(c),
-                c if c.is_control() => {}
-                c => out.push(c),
-            }
+            super::keep_char(c, &mut chars, &mut out);
         }
         out
     }
