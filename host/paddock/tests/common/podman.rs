@@ -66,6 +66,16 @@ impl Confs {
         command
     }
 
+    /// Removes the volumes matching `filter` (`label=...`).
+    fn remove_volumes(&self, filter: &str) {
+        for name in self
+            .output(&["volume", "ls", "-q", "--filter", filter])
+            .split_whitespace()
+        {
+            self.output(&["volume", "rm", "-f", name]);
+        }
+    }
+
     /// The stdout of `podman ARGS`, empty when it fails.
     fn output(&self, args: &[&str]) -> String {
         self.podman(args)
@@ -341,25 +351,15 @@ pub fn remove_instance(podman: &Podman, instance: &str) {
     {
         confs.output(&["rm", "-f", "-t", "0", id]);
     }
-    for name in confs
-        .output(&["volume", "ls", "-q", "--filter", &filter])
-        .split_whitespace()
-    {
-        confs.output(&["volume", "rm", "-f", name]);
-    }
+    confs.remove_volumes(&filter);
 }
 
 /// Removes the cache volumes of `owner` (they outlive sandboxes on
 /// purpose, so a test with owners of its own cleans them up itself).
 pub fn remove_owner_caches(podman: &Podman, owner: &str) {
-    let filter = format!("label=dev.paddock.owner={owner}");
-    let confs = &podman.confs;
-    for name in confs
-        .output(&["volume", "ls", "-q", "--filter", &filter])
-        .split_whitespace()
-    {
-        confs.output(&["volume", "rm", "-f", name]);
-    }
+    podman
+        .confs
+        .remove_volumes(&format!("label=dev.paddock.owner={owner}"));
 }
 
 /// Removes a network a test made (networks are machine-wide, not in the
