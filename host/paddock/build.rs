@@ -33,14 +33,19 @@ const BUILTINS: &[(&str, &str)] = &[
     ("broker-llm-gateway-litellm", "llm-gateway-litellm.wasm"),
 ];
 
-/// Built for the host's tests only, never embedded.
+/// Built for the host's tests and benches only, never embedded.
 ///
 /// All plugins, of every kind, build in one nested cargo invocation
 /// although cargo unifies features across it (so every plugin's SDK gets
 /// the `agent`, `broker` and `provider` glue): a component
 /// exports only the world whose export macro it calls and imports only what
 /// it uses, so the extra glue changes nothing in any plugin.
-const TEST_PLUGINS: &[&str] = &["test-faults", "test-provider-faults", "test-broker-faults"];
+const TEST_PLUGINS: &[&str] = &[
+    "test-faults",
+    "test-provider-faults",
+    "test-broker-faults",
+    "bench-scan",
+];
 
 fn main() {
     let manifest_dir =

@@ -15,6 +15,10 @@
 //!   repeated with fresh ids) fed in 64 KiB chunks: the raw JSON scan
 //!   (`serde_json` into `IgnoredAny`, line by line) as the practical limit,
 //!   the adapter compiled natively, and the same adapter as the wasm plugin;
+//!   and the same raw scan inside an adapter (`plugins/bench-scan`), native
+//!   and wasm: what the engine costs on serde_json code with no adapter
+//!   logic, events or boundary copies, i.e. the ceiling for the adapter's
+//!   wasm-to-native ratio;
 //! - a new parser (instantiate + constructor) with the pooling allocator;
 //! - resident memory per parser with 1,000 parsers alive;
 //! - cold load of a plugin with and without the compiled-component cache;
@@ -24,9 +28,12 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use agent_claude_code::ClaudeCode;
+use bench_scan::Scan;
 use paddock::config::PluginsConfig;
+use paddock::plugin::AgentPlugin;
 use paddock::plugin::{EngineSettings, PluginEngine, PluginHost, sha256_hex};
-use paddock_sdk::agent::{AgentAdapter, ParseContext, ParserDriver, ProcessEnd};
+use paddock_sdk::agent::{AgentAdapter, ParseContext, Parser, ParserDriver, ProcessEnd};
 use serde::de::IgnoredAny;
 
 const CHUNK: usize = 64 << 10;
@@ -55,9 +62,22 @@ async fn run(megabytes: usize) -> anyhow::Result<()> {
         mb(transcript.len())
     );
 
+    // The built-ins, plus the baseline adapter `bench-scan` from a plugins
+    // directory.
     let cache = tempfile::tempdir()?;
-    let host = PluginHost::new(&PluginsConfig::default(), None, cache.path()).await?;
+    let dir = tempfile::tempdir()?;
+    std::fs::copy(
+        env!("PADDOCK_BENCH_SCAN_WASM"),
+        dir.path().join("bench-scan.wasm"),
+    )?;
+    let host = PluginHost::new(
+        &PluginsConfig::default(),
+        Some(dir.path().to_owned()),
+        cache.path(),
+    )
+    .await?;
     let plugin = host.agent("claude-code")?;
+    let scan_plugin = host.agent("bench-scan")?;
 
     // One pass of each parser over the whole transcript: (time, count).
     let scan_pass = || {
@@ -70,19 +90,7 @@ async fn run(megabytes: usize) -> anyhow::Result<()> {
         }
         (started.elapsed(), n)
     };
-    let native_pass = || {
-        let started = Instant::now();
-        let mut driver = ParserDriver::new(agent_claude_code::ClaudeCode::parser(
-            ParseContext::default(),
-        ));
-        let mut events = 0usize;
-        for chunk in transcript.chunks(CHUNK) {
-            events += driver.feed(chunk).len();
-        }
-        events += driver.finish(ProcessEnd::Exited(0)).len();
-        (started.elapsed(), events)
-    };
-    let wasm_pass = async || -> anyhow::Result<(Duration, usize)> {
+    let wasm_pass = async |plugin: &Arc<AgentPlugin>| -> anyhow::Result<(Duration, usize)> {
         let started = Instant::now();
         let mut parser = plugin.parser(&ParseContext::default()).await?;
         let mut events = 0usize;
@@ -92,19 +100,21 @@ async fn run(megabytes: usize) -> anyhow::Result<()> {
         events += parser.finish(ProcessEnd::Exited(0)).await?.len();
         Ok((started.elapsed(), events))
     };
+    let claude_code = || ClaudeCode::parser(ParseContext::default());
+    let bench_scan = || Scan::parser(ParseContext::default());
 
     // `PADDOCK_BENCH_PROFILE=wasm|native` only parses, for `perf record`
     // (with `PADDOCK_PLUGIN_PROFILER=perfmap` to name the plugin's code).
     match std::env::var("PADDOCK_BENCH_PROFILE").as_deref() {
         Ok("wasm") => {
             for _ in 0..10 {
-                wasm_pass().await?;
+                wasm_pass(&plugin).await?;
             }
             return Ok(());
         }
         Ok("native") => {
             for _ in 0..10 {
-                native_pass();
+                native_pass(&transcript, claude_code());
             }
             return Ok(());
         }
@@ -112,25 +122,34 @@ async fn run(megabytes: usize) -> anyhow::Result<()> {
     }
 
     // Throughput. This machine's speed drifts by up to 2x within a minute
-    // (shared cores), so the three passes run interleaved, in a rotating
-    // order, and the ratios are the medians of each round's own ratios:
-    // every ratio compares passes that ran seconds apart.
+    // (shared cores), so the passes run interleaved, in a rotating order,
+    // and the ratios are the medians of each round's own ratios: every
+    // ratio compares passes that ran seconds apart.
     const SCAN: usize = 0;
     const NATIVE: usize = 1;
     const WASM: usize = 2;
-    let mut rounds: Vec<[(Duration, usize); 3]> = Vec::with_capacity(ROUNDS);
+    const SCAN_NATIVE: usize = 3;
+    const SCAN_WASM: usize = 4;
+    const PASSES: usize = 5;
+    let mut rounds: Vec<[(Duration, usize); PASSES]> = Vec::with_capacity(ROUNDS);
     for round in 0..ROUNDS {
-        let mut sample = [(Duration::ZERO, 0usize); 3];
-        for pass in (0..3).map(|i| (i + round) % 3) {
+        let mut sample = [(Duration::ZERO, 0usize); PASSES];
+        for pass in (0..PASSES).map(|i| (i + round) % PASSES) {
             sample[pass] = match pass {
                 SCAN => scan_pass(),
-                NATIVE => native_pass(),
-                _ => wasm_pass().await?,
+                NATIVE => native_pass(&transcript, claude_code()),
+                WASM => wasm_pass(&plugin).await?,
+                SCAN_NATIVE => native_pass(&transcript, bench_scan()),
+                _ => wasm_pass(&scan_plugin).await?,
             };
         }
         assert_eq!(
             sample[NATIVE].1, sample[WASM].1,
             "native and wasm adapters emit the same events"
+        );
+        assert_eq!(
+            sample[SCAN_NATIVE].1, sample[SCAN_WASM].1,
+            "native and wasm scans emit the same events"
         );
         rounds.push(sample);
     }
@@ -153,37 +172,47 @@ async fn run(megabytes: usize) -> anyhow::Result<()> {
             ratios[ratios.len() - 1],
         )
     };
-    let (scan, native, wasm) = (fastest(SCAN), fastest(NATIVE), fastest(WASM));
-    let (native_vs_scan, wasm_vs_native) = (median_ratio(NATIVE, SCAN), median_ratio(WASM, NATIVE));
 
     let bytes = transcript.len();
+    let line = |name: &str, pass: usize, unit: &str, versus: Option<(usize, &str, &str)>| {
+        let (took, count) = fastest(pass);
+        let ratio = versus.map_or_else(String::new, |(base, base_name, target)| {
+            let (median, min, max) = median_ratio(pass, base);
+            format!("   {median:.2}x {base_name} [{min:.2}-{max:.2}]{target}")
+        });
+        println!(
+            "  {name:<40} {:>9.1} MB/s  {:>12} {unit}/s{ratio}",
+            rate(bytes, took),
+            per_sec(count, took)
+        );
+    };
     println!(
         "parse throughput (64 KiB chunks, {ROUNDS} interleaved rounds: fastest round; \
          median ratio of the rounds [min-max]):"
     );
-    println!(
-        "  {:<34} {:>9.1} MB/s  {:>12} lines/s",
-        "raw scan (serde_json IgnoredAny)",
-        rate(bytes, scan.0),
-        per_sec(scan.1, scan.0)
-    );
-    println!(
-        "  {:<34} {:>9.1} MB/s  {:>12} events/s   {:.2}x raw scan [{:.2}-{:.2}] (target >= 0.3)",
+    line("raw scan (serde_json IgnoredAny)", SCAN, "lines", None);
+    line(
         "claude-code native",
-        rate(bytes, native.0),
-        per_sec(native.1, native.0),
-        native_vs_scan.0,
-        native_vs_scan.1,
-        native_vs_scan.2
+        NATIVE,
+        "events",
+        Some((SCAN, "raw scan", " (target >= 0.3)")),
+    );
+    line(
+        "claude-code wasm plugin",
+        WASM,
+        "events",
+        Some((NATIVE, "native", " (target >= 0.7)")),
     );
     println!(
-        "  {:<34} {:>9.1} MB/s  {:>12} events/s   {:.2}x native [{:.2}-{:.2}] (target >= 0.7)",
-        "claude-code wasm plugin",
-        rate(bytes, wasm.0),
-        per_sec(wasm.1, wasm.0),
-        wasm_vs_native.0,
-        wasm_vs_native.1,
-        wasm_vs_native.2
+        "the engine's own cost: the raw scan inside an adapter (bench-scan), \
+         no events, no adapter logic:"
+    );
+    line("raw scan adapter native", SCAN_NATIVE, "events", None);
+    line(
+        "raw scan adapter wasm plugin",
+        SCAN_WASM,
+        "events",
+        Some((SCAN_NATIVE, "native", "")),
     );
     if std::env::var("PADDOCK_BENCH_ONLY").is_ok_and(|v| v == "parse") {
         return Ok(());
@@ -236,6 +265,19 @@ async fn run(megabytes: usize) -> anyhow::Result<()> {
     cold_load().await?;
     hot_reload().await?;
     Ok(())
+}
+
+/// One pass of a natively compiled adapter over the whole transcript:
+/// (time, events).
+fn native_pass(transcript: &[u8], parser: impl Parser) -> (Duration, usize) {
+    let started = Instant::now();
+    let mut driver = ParserDriver::new(parser);
+    let mut events = 0usize;
+    for chunk in transcript.chunks(CHUNK) {
+        events += driver.feed(chunk).len();
+    }
+    events += driver.finish(ProcessEnd::Exited(0)).len();
+    (started.elapsed(), events)
 }
 
 /// Compile vs load from the on-disk cache, for each shipped plugin.
