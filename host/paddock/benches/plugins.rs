@@ -33,7 +33,9 @@ use bench_scan::Scan;
 use paddock::config::PluginsConfig;
 use paddock::plugin::AgentPlugin;
 use paddock::plugin::{EngineSettings, PluginEngine, PluginHost, sha256_hex};
-use paddock_sdk::agent::{AgentAdapter, ParseContext, Parser, ParserDriver, ProcessEnd};
+use paddock_sdk::agent::{
+    AgentAdapter, AgentEvent, ParseContext, Parser, ParserDriver, ProcessEnd,
+};
 use serde::de::IgnoredAny;
 
 const CHUNK: usize = 64 << 10;
@@ -90,15 +92,19 @@ async fn run(megabytes: usize) -> anyhow::Result<()> {
         }
         (started.elapsed(), n)
     };
-    let wasm_pass = async |plugin: &Arc<AgentPlugin>| -> anyhow::Result<(Duration, usize)> {
+    let wasm_pass = async |plugin: &Arc<AgentPlugin>| -> anyhow::Result<Pass> {
         let started = Instant::now();
         let mut parser = plugin.parser(&ParseContext::default()).await?;
         let mut events = 0usize;
         for chunk in transcript.chunks(CHUNK) {
             events += parser.feed(chunk).await?.len();
         }
-        events += parser.finish(ProcessEnd::Exited(0)).await?.len();
-        Ok((started.elapsed(), events))
+        let last = parser.finish(ProcessEnd::Exited(0)).await?;
+        Ok(Pass {
+            took: started.elapsed(),
+            events: events + last.len(),
+            last,
+        })
     };
     let claude_code = || ClaudeCode::parser(ParseContext::default());
     let bench_scan = || Scan::parser(ParseContext::default());
@@ -137,20 +143,22 @@ async fn run(megabytes: usize) -> anyhow::Result<()> {
         for pass in (0..PASSES).map(|i| (i + round) % PASSES) {
             sample[pass] = match pass {
                 SCAN => scan_pass(),
-                NATIVE => native_pass(&transcript, claude_code()),
-                WASM => wasm_pass(&plugin).await?,
-                SCAN_NATIVE => native_pass(&transcript, bench_scan()),
-                _ => wasm_pass(&scan_plugin).await?,
+                NATIVE => native_pass(&transcript, claude_code()).emitted(),
+                WASM => wasm_pass(&plugin).await?.emitted(),
+                SCAN_NATIVE => native_pass(&transcript, bench_scan()).scanned(),
+                _ => wasm_pass(&scan_plugin).await?.scanned(),
             };
         }
         assert_eq!(
             sample[NATIVE].1, sample[WASM].1,
             "native and wasm adapters emit the same events"
         );
-        assert_eq!(
-            sample[SCAN_NATIVE].1, sample[SCAN_WASM].1,
-            "native and wasm scans emit the same events"
-        );
+        for pass in [SCAN_NATIVE, SCAN_WASM] {
+            assert_eq!(
+                sample[pass].1, sample[SCAN].1,
+                "bench-scan reads as JSON the lines the raw scan does"
+            );
+        }
         rounds.push(sample);
     }
     let fastest = |pass: usize| {
@@ -160,10 +168,11 @@ async fn run(megabytes: usize) -> anyhow::Result<()> {
             .min_by_key(|s| s.0)
             .unwrap_or_default()
     };
-    let median_ratio = |slow: usize, fast: usize| {
+    // The speed of `pass` relative to `base`, per round.
+    let median_ratio = |pass: usize, base: usize| {
         let mut ratios: Vec<f64> = rounds
             .iter()
-            .map(|r| r[fast].0.as_secs_f64() / r[slow].0.as_secs_f64())
+            .map(|r| r[base].0.as_secs_f64() / r[pass].0.as_secs_f64())
             .collect();
         ratios.sort_by(f64::total_cmp);
         (
@@ -207,11 +216,11 @@ async fn run(megabytes: usize) -> anyhow::Result<()> {
         "the engine's own cost: the raw scan inside an adapter (bench-scan), \
          no events, no adapter logic:"
     );
-    line("raw scan adapter native", SCAN_NATIVE, "events", None);
+    line("raw scan adapter native", SCAN_NATIVE, "lines", None);
     line(
         "raw scan adapter wasm plugin",
         SCAN_WASM,
-        "events",
+        "lines",
         Some((SCAN_NATIVE, "native", "")),
     );
     if std::env::var("PADDOCK_BENCH_ONLY").is_ok_and(|v| v == "parse") {
@@ -267,17 +276,41 @@ async fn run(megabytes: usize) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One pass of a natively compiled adapter over the whole transcript:
-/// (time, events).
-fn native_pass(transcript: &[u8], parser: impl Parser) -> (Duration, usize) {
+/// One pass of an adapter over the whole transcript.
+struct Pass {
+    took: Duration,
+    /// Events emitted, `last` included.
+    events: usize,
+    /// What `finish` returned.
+    last: Vec<AgentEvent>,
+}
+
+impl Pass {
+    /// (time, events): what an adapter pass is reported by.
+    fn emitted(self) -> (Duration, usize) {
+        (self.took, self.events)
+    }
+
+    /// (time, lines read as JSON), for a pass of `bench-scan`.
+    fn scanned(self) -> (Duration, usize) {
+        (self.took, bench_scan::summary(&self.last).unwrap_or(0))
+    }
+}
+
+/// One pass of a natively compiled adapter over the whole transcript.
+fn native_pass(transcript: &[u8], parser: impl Parser) -> Pass {
     let started = Instant::now();
     let mut driver = ParserDriver::new(parser);
     let mut events = 0usize;
     for chunk in transcript.chunks(CHUNK) {
         events += driver.feed(chunk).len();
     }
-    events += driver.finish(ProcessEnd::Exited(0)).len();
-    (started.elapsed(), events)
+    let last = driver.finish(ProcessEnd::Exited(0));
+    Pass {
+        took: started.elapsed(),
+        events: events + last.len(),
+        last,
+    }
 }
 
 /// Compile vs load from the on-disk cache, for each shipped plugin.

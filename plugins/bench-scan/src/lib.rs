@@ -1,6 +1,7 @@
 //! The plugin bench's baseline adapter: its parser runs the bench's raw JSON
 //! scan (`serde_json` into `IgnoredAny`) on each line and emits nothing but
-//! a count at the end.
+//! the number of lines it read as JSON, in one `raw` event at the end
+//! ([`summary`]).
 //!
 //! Built natively and as a wasm plugin, it shows what the engine itself costs
 //! on this code, with no adapter logic, events or boundary copies involved:
@@ -38,7 +39,7 @@ impl AgentAdapter for Scan {
 }
 
 pub struct ScanParser {
-    json_lines: u64,
+    json_lines: usize,
 }
 
 impl Parser for ScanParser {
@@ -50,9 +51,20 @@ impl Parser for ScanParser {
 
     fn finish(&mut self, _: ProcessEnd, out: &mut Vec<AgentEvent>) {
         out.push(AgentEvent::Raw(Raw {
-            line: format!("{} JSON lines", self.json_lines),
+            line: format!("{} {SUMMARY}", self.json_lines),
         }));
     }
+}
+
+const SUMMARY: &str = "JSON lines";
+
+/// The number of JSON lines a run of this parser read, from the events its
+/// `finish` returned.
+pub fn summary(events: &[AgentEvent]) -> Option<usize> {
+    events.iter().find_map(|event| match event {
+        AgentEvent::Raw(Raw { line }) => line.strip_suffix(SUMMARY)?.trim_end().parse().ok(),
+        _ => None,
+    })
 }
 
 paddock_sdk::export_agent!(Scan);
